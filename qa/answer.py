@@ -1,0 +1,96 @@
+"""Hits -> verbatim Quotes with the answering sentence marked, or an abstention."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qa.config import Settings
+from qa.types import Answer, Hit, Quote, ScoredSpan, Span
+
+ABSTAIN_MESSAGE = "The articles don't seem to answer this."
+CLOSEST_SHOWN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    """Overlapping hits of one article joined into one stretch of its text."""
+
+    first: Hit
+    start: int
+    end: int
+    text: str
+    rank_score: float
+    relevance: float
+    sentences: tuple[ScoredSpan, ...]
+
+
+def relevance(hit: Hit) -> float:
+    """How well a hit answers, on an absolute scale: its best cosine to the question."""
+    best_sentence = max((s.score for s in hit.sentences), default=0.0)
+    return max(hit.dense_score or 0.0, best_sentence)
+
+
+def stitch(a_start: int, a_text: str, b_start: int, b_text: str) -> tuple[int, str]:
+    """The union of two overlapping slices of one text, as (start, text)."""
+    if b_start < a_start:
+        a_start, a_text, b_start, b_text = b_start, b_text, a_start, a_text
+    a_end = a_start + len(a_text)
+    return a_start, a_text + b_text[a_end - b_start:]
+
+
+def merge_overlapping(hits: Sequence[Hit]) -> list[_Merged]:
+    """Join hits of the same article whose spans overlap or touch; keep rank order."""
+    merged: list[_Merged] = []
+    for hit in hits:
+        p = hit.passage
+        for i, m in enumerate(merged):
+            if m.first.passage.article_id == p.article_id and p.start <= m.end and m.start <= p.end:
+                start, text = stitch(m.start, m.text, p.start, p.text)
+                end = start + len(text)
+                spans = {(s.start, s.end): s for s in (*m.sentences, *hit.sentences)}
+                merged[i] = _Merged(
+                    m.first, start, end, text, m.rank_score, max(m.relevance, relevance(hit)),
+                    tuple(sorted(spans.values(), key=lambda s: s.start)),
+                )
+                break
+        else:
+            merged.append(_Merged(hit, p.start, p.end, p.text, hit.score, relevance(hit),
+                                  hit.sentences))
+    return merged
+
+
+def pick_highlights(sentences: Sequence[ScoredSpan]) -> tuple[Span, ...]:
+    """The sentence most similar to the question."""
+    if not sentences:
+        return ()
+    best = max(sentences, key=lambda s: s.score)
+    return (Span(best.start, best.end),)
+
+
+def to_quote(m: _Merged) -> Quote:
+    p = m.first.passage
+    highlights = tuple(
+        Span(s.start - m.start, s.end - m.start) for s in pick_highlights(m.sentences)
+    )
+    return Quote(
+        text=m.text, article_id=p.article_id, title=p.title, source=p.source, date=p.date,
+        start=m.start, end=m.end, score=round(m.relevance, 4), highlights=highlights,
+    )
+
+
+def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings) -> Answer:
+    """At most k quotes, at most `max_quotes_per_article` each, or an abstention."""
+    merged = merge_overlapping(hits)
+    per_article: dict[str, int] = {}
+    kept: list[_Merged] = []
+    for m in merged:
+        article = m.first.passage.article_id
+        if per_article.get(article, 0) < settings.max_quotes_per_article:
+            per_article[article] = per_article.get(article, 0) + 1
+            kept.append(m)
+    answering = [m for m in kept if m.relevance >= settings.abstain_threshold][:k]
+    if not answering:
+        closest = tuple(to_quote(m) for m in kept[:CLOSEST_SHOWN])
+        return Answer(question=question, quotes=(), abstained=bool(question.strip()),
+                      closest=closest)
+    return Answer(question=question, quotes=tuple(to_quote(m) for m in answering))

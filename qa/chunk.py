@@ -1,0 +1,175 @@
+"""Pure: Article -> passages that fit the model, as character offsets into its text."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qa.clean import paragraph_spans
+from qa.types import Article, Span
+
+# Counts word pieces for each text, without special tokens (the model's own tokenizer).
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
+_WORD = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"[.!?…:;\"'”’)\]]$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSettings:
+    """How articles are cut; stored in the manifest so a mismatch is caught on load."""
+
+    max_tokens: int = 256
+    overlap_sentences: int = 1
+    # Paragraphs shorter than this merge with the next one, so no passage is a fragment.
+    min_tokens: int = 24
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "max_tokens": self.max_tokens,
+            "overlap_sentences": self.overlap_sentences,
+            "min_tokens": self.min_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A passage before it has an id: `article.text[start:end]` plus embedding context."""
+
+    start: int
+    end: int
+    context: str
+    sentences: tuple[Span, ...]
+
+
+def split_sentences(text: str, offset: int = 0) -> list[Span]:
+    """Sentence spans of `text` (blingfire), shifted by `offset`, whitespace trimmed."""
+    import blingfire
+
+    if not text.strip():
+        return []
+    _, bounds = blingfire.text_to_sentences_and_offsets(text)
+    spans = []
+    for start, end in bounds:
+        piece = text[start:end]
+        lead = len(piece) - len(piece.lstrip())
+        trail = len(piece) - len(piece.rstrip())
+        if end - trail > start + lead:
+            spans.append(Span(offset + start + lead, offset + end - trail))
+    return spans or [Span(offset, offset + len(text))]
+
+
+def is_heading(paragraph: str) -> bool:
+    """A short line without closing punctuation reads as a section heading."""
+    return len(paragraph) <= 100 and not _SENTENCE_END.search(paragraph)
+
+
+def split_long_sentence(text: str, span: Span, budget: int, count: TokenCounter) -> list[Span]:
+    """Cut a sentence longer than `budget` word pieces at word boundaries."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text, span.start, span.end)]
+    sizes = count([text[a:b] for a, b in words])
+    pieces, start, used = [], words[0][0], 0
+    last_end = words[0][1]
+    for (a, b), size in zip(words, sizes):
+        if used and used + size > budget:
+            pieces.append(Span(start, last_end))
+            start, used = a, 0
+        used += size
+        last_end = b
+    pieces.append(Span(start, last_end))
+    return pieces
+
+
+def _windows(sizes: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Greedy [i, j) windows over units whose sizes sum to <= budget, `overlap` shared."""
+    windows, i = [], 0
+    while i < len(sizes):
+        j, used = i, 0
+        while j < len(sizes) and (j == i or used + sizes[j] <= budget):
+            used += sizes[j]
+            j += 1
+        windows.append((i, j))
+        if j >= len(sizes):
+            break
+        i = max(i + 1, j - overlap)
+    return windows
+
+
+def chunk_article(
+    article: Article, count: TokenCounter, settings: ChunkSettings = ChunkSettings()
+) -> list[Chunk]:
+    """Cut an article into sentence-aligned passages of at most `max_tokens` word pieces.
+
+    Paragraphs are the natural unit; a heading joins the paragraph after it, short
+    paragraphs join their neighbour, long ones become overlapping sentence windows.
+    The title is context for the embedding and counts against the budget.
+    """
+    text = article.text
+    context = article.title
+    context_tokens = count([context])[0] + 1 if context else 0
+    budget = settings.max_tokens - SPECIAL_TOKENS - context_tokens
+    if budget < 16:
+        raise ValueError(
+            f"title of {article.id!r} leaves only {budget} word pieces of {settings.max_tokens}"
+        )
+
+    # Sentences of every paragraph, with the paragraph they belong to.
+    paragraphs = paragraph_spans(text)
+    units: list[Span] = []
+    owner: list[int] = []
+    for index, (start, end) in enumerate(paragraphs):
+        for sentence in split_sentences(text[start:end], start):
+            units.append(sentence)
+            owner.append(index)
+    sizes = count([text[u.start:u.end] for u in units])
+
+    # Sentences longer than the budget are cut at word boundaries.
+    fitted: list[tuple[Span, int, int]] = []
+    for unit, size, para in zip(units, sizes, owner):
+        if size <= budget:
+            fitted.append((unit, size, para))
+        else:
+            pieces = split_long_sentence(text, unit, budget, count)
+            for piece, piece_size in zip(pieces, count([text[p.start:p.end] for p in pieces])):
+                fitted.append((piece, piece_size, para))
+
+    # Blocks: runs of paragraphs; headings and short paragraphs join the next one.
+    by_paragraph: list[list[tuple[Span, int]]] = [[] for _ in paragraphs]
+    for span, size, para in fitted:
+        by_paragraph[para].append((span, size))
+    blocks: list[list[tuple[Span, int]]] = []
+    pending: list[tuple[Span, int]] = []
+    for (pstart, pend), members in zip(paragraphs, by_paragraph):
+        pending_tokens = sum(size for _, size in pending)
+        new_tokens = sum(size for _, size in members)
+        if pending and pending_tokens + new_tokens > budget:
+            blocks.append(pending)
+            pending = []
+        pending = pending + members
+        short = sum(size for _, size in pending) < settings.min_tokens
+        if not (is_heading(text[pstart:pend]) or short):
+            blocks.append(pending)
+            pending = []
+    if pending:
+        blocks.append(pending)
+
+    chunks = []
+    for block in blocks:
+        spans = [span for span, _ in block]
+        for i, j in _windows([size for _, size in block], budget, settings.overlap_sentences):
+            chunks.append(
+                Chunk(
+                    start=spans[i].start,
+                    end=spans[j - 1].end,
+                    context=context,
+                    sentences=tuple(spans[i:j]),
+                )
+            )
+    return chunks
+
+
+def embedding_text(chunk: Chunk, text: str) -> str:
+    """What the model sees for a passage: its context line, then the verbatim text."""
+    body = text[chunk.start:chunk.end]
+    return f"{chunk.context}\n{body}" if chunk.context else body

@@ -1,0 +1,189 @@
+"""The `python -m qa` / `verbatim` command line: parses, calls the package, prints."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from qa.config import MODES, PRECISIONS, Settings
+from qa.errors import QAError
+from qa.types import Answer, Quote
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+        model=getattr(args, "model", None),
+        precision=getattr(args, "precision", None),
+        index_factory=getattr(args, "faiss", None),
+    )
+
+
+def mark(quote: Quote, tty: bool) -> str:
+    """The quote's text with its highlights in bold yellow (TTY) or **stars** (pipe)."""
+    open_, close = ("\033[1;33m", "\033[0m") if tty else ("**", "**")
+    out, cursor = [], 0
+    for span in quote.highlights:
+        out += [quote.text[cursor:span.start], open_, quote.text[span.start:span.end], close]
+        cursor = span.end
+    out.append(quote.text[cursor:])
+    return "".join(out)
+
+
+def format_answer(answer: Answer, tty: bool) -> str:
+    """The answer as a terminal reads it: numbered quotes, each with its citation."""
+    lines = []
+    if answer.abstained:
+        lines.append("The articles don't seem to answer this.")
+        if answer.closest:
+            lines.append("Closest passages (not an answer):")
+    elif not answer.quotes:
+        lines.append("Ask a question to get quotes.")
+    for number, quote in enumerate(answer.quotes or answer.closest, start=1):
+        cite = f"{quote.title} — {quote.source}" + (f", {quote.date}" if quote.date else "")
+        lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
+        lines += ["    " + line for line in mark(quote, tty and not answer.abstained).splitlines()]
+    return "\n".join(lines)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from qa.build import build_index
+    from qa.embed import load_embedder
+
+    settings = _settings(args)
+    embedder = load_embedder(settings)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=" texts" if stage == "embed"
+                                     else " steps", leave=False, disable=args.quiet)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def build_once() -> None:
+        report = build_index(settings, embedder, full=args.full, on_progress=progress,
+                             wait_seconds=args.wait)
+        for bar in bars.values():
+            bar.close()
+        bars.clear()
+        for item in report.skipped:
+            print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
+        print(report.summary())
+
+    build_once()
+    if args.watch:
+        from qa.watch import watch_corpus
+
+        watch_corpus(settings.corpus_dir, build_once)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from qa.retriever import Filters, load_retriever
+
+    settings = _settings(args)
+    retriever = load_retriever(settings.index_dir, **{
+        k: v for k, v in asdict(settings).items() if k != "index_dir"
+    })
+    filters = Filters(tuple(args.article or ()), args.date_from, args.date_to)
+    answer = retriever.answer(args.question, args.k, mode=args.mode, filters=filters)
+    if args.json:
+        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
+    else:
+        print(format_answer(answer, sys.stdout.isatty()))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from qa.info import index_info
+
+    print(index_info(_settings(args)))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from qa.eval import run_eval_command
+
+    return run_eval_command(args, _settings(args))
+
+
+def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
+    parser.add_argument("--index", type=Path, help="index folder (default: index)")
+    if corpus:
+        parser.add_argument("--corpus", type=Path, help="articles folder or file (default: corpus)")
+    parser.add_argument("--model", help="sentence-transformers model name or path "
+                        "(default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="embedding precision (default fp32)")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="verbatim", description="Ask questions of news articles; answers are quotes."
+    )
+    root.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index from the corpus",
+                       description="Build index/ from corpus/, re-embedding only new and "
+                       "changed articles.")
+    _common(p)
+    p.add_argument("--full", action="store_true", help="re-embed every article")
+    p.add_argument("--watch", action="store_true", help="keep running; rebuild when the corpus changes")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="wait this long for another build to finish (default: refuse at once)")
+    p.add_argument("--faiss", metavar="FACTORY", help="FAISS index-factory string "
+                   "(default: exact search, IVF for large indexes)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer a question with quotes",
+                       description="Answer a question with verbatim quotes from the articles.")
+    p.add_argument("question")
+    _common(p, corpus=False)
+    p.add_argument("-k", type=int, default=None, help="number of quotes (default 5)")
+    p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--article", action="append", help="only this article id or title (repeatable)")
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="articles on or after")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="articles on or before")
+    p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("info", help="describe the live index",
+                       description="Print the live index: generation, model, counts, size.")
+    _common(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", help="measure retrieval quality on a question file",
+                       description="Build (or reuse) an index for ARTICLES, ask every question "
+                       "and report recall@1/5/10, mrr@10, highlight@1, abstention and latency.")
+    p.add_argument("--articles", type=Path, required=True, help="articles file or folder")
+    p.add_argument("--questions", type=Path, required=True, help="questions .jsonl")
+    p.add_argument("--unanswerable", type=Path, help="unanswerable questions .jsonl")
+    _common(p, corpus=False)
+    p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_eval)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

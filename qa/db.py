@@ -1,0 +1,209 @@
+"""Passages, sentences and article metadata in SQLite (stdlib), fetched lazily by id."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.types import Article, Passage, Span
+
+SCHEMA = """
+CREATE TABLE articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, date TEXT, url TEXT,
+    content_hash TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE passages (
+    id INTEGER PRIMARY KEY, article_id TEXT NOT NULL REFERENCES articles(id),
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, context TEXT NOT NULL,
+    first_sentence INTEGER NOT NULL, sentence_count INTEGER NOT NULL
+);
+CREATE INDEX passages_by_article ON passages(article_id);
+CREATE TABLE sentences (id INTEGER PRIMARY KEY, start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleInfo:
+    """An indexed article without its text: what listings show."""
+
+    id: str
+    title: str
+    source: str
+    date: str | None
+    url: str | None
+    content_hash: str
+    passages: int
+
+
+@dataclass(frozen=True, slots=True)
+class PassageRow:
+    """A passage to store: ids are dense 0..n-1, the same as the vector rows."""
+
+    id: int
+    article_id: str
+    start: int
+    end: int
+    context: str
+    first_sentence: int
+    sentences: tuple[Span, ...]
+
+
+def write_db(
+    path: Path,
+    articles: Iterable[tuple[Article, str]],
+    passages: Iterable[PassageRow],
+) -> None:
+    """Write a new database file (articles with their content hash, passages, sentences)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(SCHEMA)
+        conn.executemany(
+            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((a.id, a.title, a.source, a.date, a.url, h, a.text) for a, h in articles),
+        )
+        for row in passages:
+            conn.execute(
+                "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (row.id, row.article_id, row.start, row.end, row.context,
+                 row.first_sentence, len(row.sentences)),
+            )
+            conn.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?)",
+                ((row.first_sentence + i, s.start, s.end) for i, s in enumerate(row.sentences)),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+class PassageDB:
+    """Read-only access to one generation's database, safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        # immutable=1: generations never change once written, so skip all locking.
+        self._conn = sqlite3.connect(
+            f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def check(self) -> None:
+        """Raise sqlite3.DatabaseError if the file is damaged."""
+        result = self._query("PRAGMA quick_check")
+        if result != [("ok",)]:
+            raise sqlite3.DatabaseError(str(result[:3]))
+
+    def counts(self) -> tuple[int, int, int]:
+        """(articles, passages, sentences)."""
+        (row,) = self._query(
+            "SELECT (SELECT COUNT(*) FROM articles), (SELECT COUNT(*) FROM passages),"
+            " (SELECT COUNT(*) FROM sentences)"
+        )
+        return row
+
+    def passages(self, ids: Sequence[int]) -> dict[int, Passage]:
+        """The passages with these ids, with their text and sentence spans."""
+        return {pid: passage for pid, (passage, _) in self.passages_with_rows(ids).items()}
+
+    def passages_with_rows(self, ids: Sequence[int]) -> dict[int, tuple[Passage, int]]:
+        """Like `passages`, with the sentence-vector row of each passage's first sentence."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            f"""SELECT p.id, p.article_id, a.title, a.source, a.date, p.start, p."end",
+                       substr(a.text, p.start + 1, p."end" - p.start), p.context,
+                       p.first_sentence, p.sentence_count
+                FROM passages p JOIN articles a ON a.id = p.article_id
+                WHERE p.id IN ({marks})""",
+            [int(i) for i in ids],
+        )
+        sentence_ids = [s for r in rows for s in range(r[9], r[9] + r[10])]
+        spans = self.sentence_spans(sentence_ids)
+        return {
+            r[0]: (
+                Passage(
+                    id=r[0], article_id=r[1], title=r[2], source=r[3], date=r[4], start=r[5],
+                    end=r[6], text=r[7], context=r[8],
+                    sentences=tuple(spans[s] for s in range(r[9], r[9] + r[10])),
+                ),
+                r[9],
+            )
+            for r in rows
+        }
+
+    def sentence_spans(self, ids: Sequence[int]) -> dict[int, Span]:
+        if not ids:
+            return {}
+        rows = self._query(
+            f'SELECT id, start, "end" FROM sentences WHERE id IN ({",".join("?" * len(ids))})',
+            list(ids),
+        )
+        return {r[0]: Span(r[1], r[2]) for r in rows}
+
+    def article_text(self, article_id: str) -> str | None:
+        rows = self._query("SELECT text FROM articles WHERE id = ?", (article_id,))
+        return rows[0][0] if rows else None
+
+    def articles(self) -> list[ArticleInfo]:
+        """Every article, newest date first, then by title."""
+        rows = self._query(
+            """SELECT a.id, a.title, a.source, a.date, a.url, a.content_hash, COUNT(p.id)
+               FROM articles a LEFT JOIN passages p ON p.article_id = a.id
+               GROUP BY a.id ORDER BY a.date IS NULL, a.date DESC, a.title"""
+        )
+        return [ArticleInfo(*r) for r in rows]
+
+    def passage_ids_where(
+        self, article_ids: Sequence[str] = (), titles: Sequence[str] = (),
+        date_from: str | None = None, date_to: str | None = None,
+    ) -> list[int]:
+        """Ids of passages whose article matches every given condition."""
+        clauses, args = [], []
+        if article_ids or titles:
+            parts = []
+            if article_ids:
+                parts.append(f"a.id IN ({','.join('?' * len(article_ids))})")
+                args += list(article_ids)
+            if titles:
+                parts.append(f"lower(a.title) IN ({','.join('?' * len(titles))})")
+                args += [t.lower() for t in titles]
+            clauses.append("(" + " OR ".join(parts) + ")")
+        if date_from:
+            clauses.append("a.date >= ?")
+            args.append(date_from)
+        if date_to:
+            clauses.append("a.date <= ?")
+            args.append(date_to)
+        where = " AND ".join(clauses) or "1"
+        rows = self._query(
+            f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {where}",
+            args,
+        )
+        return [r[0] for r in rows]
+
+    def passage_rows(self) -> dict[str, list[PassageRow]]:
+        """article id -> its stored rows, in id order: what an incremental build reuses."""
+        query = 'SELECT id, start, "end" FROM sentences'
+        spans = {r[0]: Span(r[1], r[2]) for r in self._query(query)}
+        out: dict[str, list[PassageRow]] = {}
+        for pid, aid, start, end, context, first, count in self._query(
+            'SELECT id, article_id, start, "end", context, first_sentence, sentence_count'
+            " FROM passages ORDER BY id"
+        ):
+            sentences = tuple(spans[s] for s in range(first, first + count))
+            out.setdefault(aid, []).append(
+                PassageRow(pid, aid, start, end, context, first, sentences)
+            )
+        return out
+
+    def content_hashes(self) -> dict[str, str]:
+        return dict(self._query("SELECT id, content_hash FROM articles"))

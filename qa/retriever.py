@@ -1,0 +1,264 @@
+"""Question -> dense + BM25 candidates -> re-scored, filtered Hits; follows the live index."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa import layout
+from qa.build import chunk_settings_for
+from qa.config import MODES, Settings
+from qa.db import ArticleInfo
+from qa.embed import Embedder, load_embedder
+from qa.errors import ConfigError, QAError
+from qa.generation import Generation, expected_for
+from qa.types import Answer, Hit, Passage, ScoredSpan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrict a search to some articles (by id or title) and/or a date range."""
+
+    articles: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.articles or self.date_from or self.date_to)
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """How the hybrid score mixes its parts (all in [0, 1]); measured in bench/quality.py."""
+
+    passage: float = 0.5
+    sentence: float = 0.5
+    lexical: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    """What the page and `qa info` show about the live index."""
+
+    generation: str
+    articles: int
+    passages: int
+    model: str
+    built_at: str
+    path: Path
+
+
+def rescore(
+    dense: np.ndarray, best_sentence: np.ndarray, lexical: np.ndarray, mode: str,
+    weights: Weights = Weights(),
+) -> np.ndarray:
+    """Final ranking scores of candidates from their cosine, best-sentence and BM25 scores.
+
+    BM25 is divided by the best candidate's so it weighs the same for every question.
+    """
+    lexical_norm = lexical / lexical.max() if lexical.size and lexical.max() > 0 else lexical
+    if mode == "dense":
+        return dense
+    if mode == "bm25":
+        return lexical_norm
+    return (weights.passage * dense + weights.sentence * best_sentence
+            + weights.lexical * lexical_norm)
+
+
+def sentence_similarities(
+    sentence_vectors: np.ndarray, passage: Passage, first_row: int, query: np.ndarray
+) -> tuple[ScoredSpan, ...]:
+    """Cosine of each of the passage's sentences to the question."""
+    count = len(passage.sentences)
+    rows = np.asarray(sentence_vectors[first_row:first_row + count], dtype=np.float32)
+    return tuple(
+        ScoredSpan(s.start, s.end, float(score)) for s, score in zip(passage.sentences, rows @ query)
+    )
+
+
+class Retriever:
+    """Searches the live generation of an index; picks up new generations by itself."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._expected = expected_for(embedder, chunk_settings_for(settings, embedder))
+        self._lock = threading.Lock()
+        self._generation: Generation | None = None
+        self.refresh()
+
+    # -- the live generation -------------------------------------------------------
+    def refresh(self) -> bool:
+        """Switch to the generation CURRENT names, if it changed. True if it switched.
+
+        Searches already running keep the generation object they started with.
+        """
+        name = layout.read_current(self.settings.index_dir)
+        with self._lock:
+            if self._generation is not None and self._generation.name == name:
+                return False
+            generation = Generation.open(self.settings.index_dir / name, self._expected)
+            self._generation = generation
+            log.info("serving index generation %s", name)
+            return True
+
+    @property
+    def generation(self) -> Generation:
+        """The live generation, re-checked against CURRENT on every call."""
+        try:
+            self.refresh()
+        except QAError as exc:
+            if self._generation is None:
+                raise
+            # A broken new generation is reported and not served; the old one still is.
+            log.error("keeping generation %s: %s", self._generation.name, exc)
+        return self._generation
+
+    def status(self) -> IndexStatus:
+        generation = self.generation
+        manifest = generation.manifest
+        return IndexStatus(
+            generation=generation.name,
+            articles=manifest["counts"]["articles"],
+            passages=manifest["counts"]["passages"],
+            model=manifest["model"]["id"],
+            built_at=manifest.get("built_at", ""),
+            path=generation.path,
+        )
+
+    def articles(self) -> list[ArticleInfo]:
+        return self.generation.db.articles()
+
+    def article_text(self, article_id: str) -> str | None:
+        return self.generation.db.article_text(article_id)
+
+    # -- search --------------------------------------------------------------------
+    def _check(self, k: int | None, mode: str | None) -> tuple[int, str]:
+        k = self.settings.k if k is None else k
+        mode = mode or self.settings.mode
+        if not isinstance(k, int) or k <= 0:
+            raise ConfigError(f"k must be > 0, got {k!r}")
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        return k, mode
+
+    def _check_question(self, question: str) -> str:
+        if not isinstance(question, str):
+            raise ConfigError(f"a question must be text, got {type(question).__name__}")
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            raise ConfigError(
+                f"the question is {len(question)} characters long; ask in at most {limit}"
+            )
+        return question.strip()
+
+    def search(
+        self, question: str, k: int | None = None, *, mode: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """The k best passages for `question`, best first. A blank question finds nothing.
+
+        Args:
+            question: free text.
+            k: how many hits (default from settings); must be > 0.
+            mode: "hybrid" (default), "dense" or "bm25".
+            filters: restrict to articles and/or dates.
+        """
+        return self.search_batch([question], k, mode=mode, filters=filters)[0]
+
+    def search_batch(
+        self, questions: Sequence[str], k: int | None = None, *, mode: str | None = None,
+        filters: Filters | None = None,
+    ) -> list[list[Hit]]:
+        """`search` for many questions at once (one model call for all of them)."""
+        k, mode = self._check(k, mode)
+        cleaned = [self._check_question(q) for q in questions]
+        generation = self.generation
+        allowed = None
+        if filters is not None and filters.active:
+            allowed = np.asarray(
+                generation.db.passage_ids_where(
+                    article_ids=filters.articles, titles=filters.articles,
+                    date_from=filters.date_from, date_to=filters.date_to,
+                ),
+                dtype=np.int64,
+            )
+        asked = [i for i, q in enumerate(cleaned) if q]
+        results: list[list[Hit]] = [[] for _ in cleaned]
+        if not asked or (allowed is not None and allowed.size == 0):
+            return results
+        query_vectors = self.embedder.encode([cleaned[i] for i in asked])
+        n = max(self.settings.candidates, k)
+        dense_ids = None
+        if mode != "bm25":
+            _, dense_ids = generation.dense.search(query_vectors, n, allowed)
+        for row, i in enumerate(asked):
+            lexical_scores, lexical_ids = generation.lexical.search(cleaned[i], n, allowed)
+            candidates = [] if dense_ids is None else [int(x) for x in dense_ids[row] if x >= 0]
+            if mode != "dense":
+                candidates += [int(x) for x in lexical_ids]
+            candidates = list(dict.fromkeys(candidates))
+            lexical_by_id = dict(zip(lexical_ids.tolist(), lexical_scores.tolist()))
+            results[i] = self._rank(
+                generation, query_vectors[row], candidates, lexical_by_id, mode, k
+            )
+        return results
+
+    def _rank(
+        self, generation: Generation, query: np.ndarray, candidates: list[int],
+        lexical_by_id: dict[int, float], mode: str, k: int,
+    ) -> list[Hit]:
+        if not candidates:
+            return []
+        stored = generation.db.passages_with_rows(candidates)
+        candidates = [c for c in candidates if c in stored]
+        ids = np.asarray(candidates, dtype=np.int64)
+        dense = np.asarray(generation.vectors[np.sort(ids)] @ query, dtype=np.float32)
+        dense = dense[np.argsort(np.argsort(ids))]  # back to candidate order
+        sentence_scores = [
+            sentence_similarities(generation.sentence_vectors, *stored[c], query)
+            for c in candidates
+        ]
+        best = np.asarray([max((s.score for s in ss), default=0.0) for ss in sentence_scores])
+        lexical = np.asarray([lexical_by_id.get(c, 0.0) for c in candidates], dtype=np.float32)
+        scores = rescore(dense, best, lexical, mode)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [
+            Hit(
+                passage=stored[candidates[j]][0],
+                score=float(scores[j]),
+                dense_score=float(dense[j]),
+                lexical_score=float(lexical[j]),
+                sentences=sentence_scores[j],
+            )
+            for j in order
+        ]
+
+    def answer(self, question: str, k: int | None = None, *, mode: str | None = None,
+               filters: Filters | None = None) -> Answer:
+        """The answer as verbatim quotes with highlights, or an abstention."""
+        from qa.answer import build_answer
+
+        k, mode = self._check(k, mode)
+        # Fetch extra hits: merging overlaps and the per-article cap can drop some.
+        hits = self.search(question, k * 3, mode=mode, filters=filters)
+        return build_answer(question, hits, k, self.settings)
+
+
+def load_retriever(index_dir: str | Path = "index", **overrides: object) -> Retriever:
+    """A Retriever over the index in `index_dir` with default settings plus `overrides`.
+
+    Raises:
+        IndexMissingError: nothing has been built there yet.
+        IndexMismatchError: the index was built with another model or chunker.
+        IndexCorruptError: a file of the index is damaged.
+    """
+    settings = Settings.from_env(index_dir=Path(index_dir), **overrides)
+    return Retriever(settings, load_embedder(settings))
