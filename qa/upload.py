@@ -1,0 +1,144 @@
+"""Uploaded files -> new articles in the corpus folder, without ever writing outside it."""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import QAError
+
+ALLOWED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".jsonl")
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_NAME_CHARS = 120
+_UNSAFE = re.compile(r"[^\w .()+-]+")
+
+
+class UploadError(QAError):
+    """An upload was refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """One uploaded file now in the corpus: the name it was given and where it went."""
+
+    original: str
+    name: str
+    path: Path
+    bytes: int
+
+
+def safe_name(name: str) -> str:
+    """A plain file name for `name`: its last path part, no hidden dot, no odd characters.
+
+    Raises:
+        UploadError: nothing usable is left, or the type is not an article type.
+    """
+    base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").split("/")[-1]
+    base = _UNSAFE.sub("_", base).strip(" .")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    suffix = "." + suffix.lower() if suffix else ""
+    if suffix not in ALLOWED_SUFFIXES:
+        raise UploadError(
+            f"{name!r}: {suffix or 'no file type'} is not an article type; "
+            f"upload {', '.join(ALLOWED_SUFFIXES)} files"
+        )
+    stem = stem.strip(" .")[: MAX_NAME_CHARS - len(suffix)]
+    if not stem:
+        raise UploadError(f"{name!r} has no usable file name; rename it and upload again")
+    return stem + suffix
+
+
+def human_size(n: int) -> str:
+    """Bytes as a short size a person reads: 512 bytes, 3.5 KB, 10 MB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.3g} KB"
+    return f"{n / 2**20:.3g} MB"
+
+
+def too_big(name: str, size: int, limit: int) -> UploadError:
+    """The error for a file over the size limit."""
+    return UploadError(
+        f"{name!r} is {human_size(size)}; the limit is {human_size(limit)} per file "
+        "(split it, or copy it into the corpus folder yourself)"
+    )
+
+
+def check_content(data: bytes, name: str, limit: int = MAX_UPLOAD_BYTES) -> None:
+    """Refuse files that are too big, empty, binary or not UTF-8 text."""
+    if len(data) > limit:
+        raise too_big(name, len(data), limit)
+    if not data.strip():
+        raise UploadError(f"{name!r} is empty")
+    if b"\x00" in data[:8192]:
+        raise UploadError(f"{name!r} is a binary file, not text; upload the article as text")
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UploadError(f"{name!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") \
+            from exc
+
+
+def _free_name(folder: Path, name: str) -> str:
+    """`name`, or `stem (2).ext`, `stem (3).ext`… if that is taken: uploads never overwrite."""
+    stem, suffix = os.path.splitext(name)
+    candidate, n = name, 1
+    while (folder / candidate).exists() or (folder / candidate).is_symlink():
+        n += 1
+        candidate = f"{stem} ({n}){suffix}"
+    return candidate
+
+
+def save_upload(data: bytes, original_name: str, corpus_dir: Path,
+                limit: int = MAX_UPLOAD_BYTES) -> Saved:
+    """Write one uploaded file into `corpus_dir` under a safe, unused name.
+
+    Args:
+        data: the file's bytes.
+        original_name: the name the user's browser sent (untrusted).
+        corpus_dir: the corpus folder (created if missing).
+        limit: largest accepted size in bytes.
+
+    Raises:
+        UploadError: bad name, type, size or content.
+    """
+    name = safe_name(original_name)
+    check_content(data, original_name, limit)
+    folder = Path(corpus_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    root = folder.resolve()
+    for _ in range(100):
+        name = _free_name(folder, name)
+        path = root / name
+        if path.parent != root:  # cannot happen after safe_name; checked anyway
+            raise UploadError(f"{original_name!r} would land outside the corpus folder")
+        try:
+            # O_EXCL | O_NOFOLLOW: never overwrite, never follow a planted symlink.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            continue  # taken meanwhile by a concurrent upload; pick the next name
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                continue
+            raise UploadError(f"could not save {original_name!r}: {exc.strerror}") from exc
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return Saved(original=str(original_name), name=name, path=path, bytes=len(data))
+    raise UploadError(f"could not find a free name for {original_name!r} in {folder}")
+
+
+def save_file(path: str | Path, corpus_dir: Path, original_name: str | None = None,
+              limit: int = MAX_UPLOAD_BYTES) -> Saved:
+    """`save_upload` for a file already on disk (e.g. in Gradio's upload cache)."""
+    path = Path(path)
+    name = original_name or path.name
+    size = path.stat().st_size
+    if size > limit:  # say so before reading a huge file into memory
+        raise too_big(name, size, limit)
+    return save_upload(path.read_bytes(), name, corpus_dir, limit)
