@@ -1,0 +1,412 @@
+"""The Verbatim page: chat answered with quotes, and the library (Gradio over the Retriever)."""
+from __future__ import annotations
+
+import os
+
+# Before gradio (and huggingface_hub) are imported: no analytics, no telemetry, no downloads.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from qa import render  # noqa: E402
+from qa.config import MODES, Settings  # noqa: E402
+from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
+from qa.upload import (  # noqa: E402
+    ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, UploadError, human_size, save_file,
+)
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from qa.embed import Embedder
+    from qa.retriever import Retriever
+
+log = logging.getLogger("verbatim.app")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+# Questions the seed article in corpus/ answers; shown as buttons under the chat.
+EXAMPLES: tuple[str, ...] = (
+    "Who formed the Model-Chip Ecosystem Innovation Alliance?",
+    "What hardware did the US export bans target?",
+    "Which platform did Huawei unveil as a rival to Nvidia?",
+)
+STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
+NO_INDEX = ("There is no index yet: add articles in the Library tab and press "
+            "“Rebuild index”.")
+
+
+class Page:
+    """What the page does, without any Gradio layout: one instance serves every visitor."""
+
+    def __init__(self, settings: Settings, embedder: Embedder,
+                 retriever: Retriever | None = None, problem: str | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._retriever = retriever
+        # Why there is no retriever (shown in the Library tab until a rebuild fixes it).
+        self.problem = problem
+        self._lock = threading.Lock()
+
+    # -- the index ----------------------------------------------------------------------
+    def retriever(self) -> Retriever:
+        """The Retriever; opens the index if it appeared since start-up (e.g. `qa index`)."""
+        if self._retriever is not None:
+            return self._retriever
+        from qa.retriever import Retriever
+
+        with self._lock:
+            if self._retriever is None:
+                try:
+                    self._retriever = Retriever(self.settings, self.embedder)
+                    self.problem = None
+                except IndexMissingError:
+                    raise QAError(NO_INDEX) from None
+            return self._retriever
+
+    def status_markdown(self) -> str:
+        try:
+            status = self.retriever().status()
+        except QAError as exc:
+            return f"**No index is being served.** {render.esc(self.problem or exc)}"
+        built = status.built_at.replace("T", " ").replace("+00:00", " UTC")
+        return (
+            f"**Index** `{status.generation}` · **{status.articles}** article"
+            f"{'s' if status.articles != 1 else ''} · **{status.passages}** passages · "
+            f"model `{status.model}` · built {built}"
+        )
+
+    def article_rows(self) -> list[list[Any]]:
+        try:
+            articles = self.retriever().articles()
+        except QAError:
+            return []
+        return [[a.title, a.date or "", a.passages, a.source] for a in articles]
+
+    def library(self) -> tuple[str, list[list[Any]]]:
+        return self.status_markdown(), self.article_rows()
+
+    # -- asking ------------------------------------------------------------------------
+    def answer(self, question: str, k: int | float | None, mode: str | None):
+        k = self.settings.k if k in (None, "") else int(k)
+        return self.retriever().answer(question, k, mode=mode or self.settings.mode)
+
+    def chat(self, message: str, history: list[dict] | None, k: float, mode: str
+             ) -> tuple[list[dict], str]:
+        """Add the question and its rendered answer (or a friendly error) to the chat."""
+        history = list(history or [])
+        if not (message or "").strip():
+            return history, ""
+        history.append({"role": "user", "content": render.render_question(message)})
+        try:
+            content = render.render_answer(self.answer(message, k, mode))
+        except QAError as exc:
+            content = render.render_error(str(exc))
+        except Exception:  # the page must stay usable whatever happens
+            log.exception("answering %r failed", message[:200])
+            content = render.render_error("something went wrong on the server (see its log)")
+        history.append({"role": "assistant", "content": content})
+        return history, ""
+
+    def api_ask(self, question: str, k: int = 5, mode: str = "hybrid") -> dict:
+        """The Answer as JSON: quotes with highlight spans, or an abstention."""
+        import gradio as gr
+
+        try:
+            return dataclasses.asdict(self.answer(question, k, mode))
+        except QAError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def api_search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[dict]:
+        """The k best passages as JSON, with their fused, dense and BM25 scores."""
+        import gradio as gr
+
+        try:
+            hits = self.retriever().search(question, int(k), mode=mode or None)
+        except QAError as exc:
+            raise gr.Error(str(exc)) from exc
+        return [dataclasses.asdict(hit) for hit in hits]
+
+    # -- the library ---------------------------------------------------------------------
+    def upload(self, files: Sequence[str] | str | None) -> tuple[str, None]:
+        """Save uploaded files into the corpus folder; say what happened to each."""
+        if not files:
+            return "", None
+        if isinstance(files, str):
+            files = [files]
+        saved, refused = [], []
+        for path in files:
+            try:
+                item = save_file(path, self.settings.corpus_dir)
+                renamed = f" (saved as `{render.esc(item.name)}`)" if item.name != item.original \
+                    else ""
+                saved.append(f"`{render.esc(item.original)}`{renamed}")
+            except UploadError as exc:
+                refused.append(render.esc(str(exc)))
+            except OSError as exc:
+                refused.append(render.esc(f"{Path(path).name}: {exc.strerror or exc}"))
+        lines = []
+        if saved:
+            lines.append(f"Added {', '.join(saved)}. Press **Rebuild index** to search "
+                         f"{'them' if len(saved) > 1 else 'it'}.")
+        lines += [f"⚠️ Not added: {reason}" for reason in refused]
+        return "\n\n".join(lines), None
+
+    def rebuild(self, progress: Any = None) -> tuple[str, str, list[list[Any]]]:
+        """Build a new generation from the corpus folder (only new/changed articles embedded)."""
+        from qa.build import build_index
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if progress is not None:
+                unit = "texts" if stage == "embed" else "steps"
+                progress((done, max(total, 1)), desc=STAGES.get(stage, stage), unit=unit)
+
+        try:
+            report = build_index(self.settings, self.embedder, on_progress=on_progress)
+        except BuildLockedError:
+            message = "⚠️ Another build is running; try again when it has finished."
+        except QAError as exc:
+            message = f"⚠️ Rebuild failed: {render.esc(exc)}"
+        else:
+            message = (
+                f"Rebuilt: **{report.articles}** articles, **{report.passages}** passages "
+                f"({report.added} added, {report.changed} changed, {report.removed} removed, "
+                f"{report.kept} unchanged) in {report.seconds:.1f} s. The chat now answers "
+                "from them."
+            )
+            if report.skipped:
+                message += "\n\nSkipped: " + "; ".join(
+                    f"`{render.esc(s.source)}`: {render.esc(s.reason)}" for s in report.skipped
+                )
+        return (message, *self.library())
+
+
+# -- the layout ------------------------------------------------------------------------------
+def theme() -> gr.themes.Base:
+    import gradio as gr
+
+    # Local fonts only: the default theme would fetch web fonts from the internet.
+    return gr.themes.Soft(
+        primary_hue="amber", neutral_hue="slate",
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+PAGE_CSS = render.CSS + """
+.vb-header h1 { margin: 0.2rem 0 0; font-size: 1.8rem; }
+.vb-header p { margin: 0.2rem 0 0.4rem; color: var(--body-text-color-subdued); }
+#chat .vb-question { white-space: pre-wrap; }
+#examples { align-items: center; gap: 0.4rem; }
+#examples::before { content: "Try:"; color: var(--body-text-color-subdued); font-size: 0.9em; }
+#examples button { flex: 0 1 auto; min-width: 0; font-weight: normal; }
+"""
+
+HEADER = """<div class="vb-header"><h1>Verbatim</h1>
+<p>Ask questions of your news articles. Every answer is a verbatim quote with the answering
+sentence <mark>highlighted</mark> and its article cited; nothing is generated.</p></div>"""
+
+
+def build_page(page: Page) -> gr.Blocks:
+    """The Gradio Blocks of the page: a Chat tab and a Library tab, plus /ask and /search."""
+    import gradio as gr
+
+    settings = page.settings
+    with gr.Blocks(title="Verbatim: answers as quotes") as demo:
+        gr.HTML(HEADER)
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                chatbot = gr.Chatbot(
+                    elem_id="chat", show_label=False, height=600, render_markdown=False,
+                    sanitize_html=True, feedback_options=None, buttons=["copy_all"],
+                    placeholder="Ask a question: the answer is quoted from the articles, "
+                                "with the sentence that answers it highlighted.",
+                )
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(
+                        elem_id="question", show_label=False, scale=8, autofocus=True,
+                        placeholder="Ask a question about the articles…", lines=1,
+                    )
+                    ask = gr.Button("Ask", elem_id="ask", variant="primary", scale=1,
+                                    min_width=90)
+                with gr.Row(elem_id="examples"):
+                    example_buttons = [
+                        gr.Button(text, size="sm", variant="secondary", scale=0,
+                                  elem_classes=["vb-example"])
+                        for text in EXAMPLES
+                    ]
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
+                    with gr.Row():
+                        k = gr.Slider(1, 10, value=settings.k, step=1, label="Quotes",
+                                      info="How many quotes an answer shows at most",
+                                      elem_id="k")
+                        mode = gr.Radio(
+                            list(MODES), value=settings.mode, label="Search mode",
+                            info="hybrid: meaning + words · dense: meaning only · "
+                                 "bm25: words only",
+                            elem_id="mode",
+                        )
+                    clear = gr.Button("Clear the chat", size="sm", variant="secondary")
+            with gr.Tab("Library", id="library-tab") as library_tab:
+                status = gr.Markdown(elem_id="status")
+                articles = gr.Dataframe(
+                    headers=["Title", "Date", "Passages", "File"],
+                    datatype=["str", "str", "number", "str"],
+                    interactive=False, elem_id="articles", label="Articles in the index",
+                    wrap=True,
+                )
+                with gr.Row():
+                    files = gr.File(
+                        file_count="multiple", file_types=list(ALLOWED_SUFFIXES),
+                        label=f"Add articles ({' '.join(ALLOWED_SUFFIXES)}, up to "
+                              f"{human_size(MAX_UPLOAD_BYTES)} each)",
+                        elem_id="upload", scale=3,
+                    )
+                    with gr.Column(scale=2):
+                        rebuild = gr.Button("Rebuild index", elem_id="rebuild",
+                                            variant="primary")
+                        library_note = gr.Markdown(
+                            "New and changed articles are embedded; the others keep their "
+                            "vectors. The chat keeps working during a rebuild.",
+                            elem_id="library-note",
+                        )
+
+        chat_inputs = [question, chatbot, k, mode]
+        private = {"api_visibility": "private"}
+        question.submit(page.chat, chat_inputs, [chatbot, question], **private)
+        ask.click(page.chat, chat_inputs, [chatbot, question], **private)
+        for button, text in zip(example_buttons, EXAMPLES):
+            button.click(lambda history, k, mode, text=text: page.chat(text, history, k, mode),
+                         [chatbot, k, mode], [chatbot, question], **private)
+        clear.click(lambda: ([], ""), None, [chatbot, question], **private)
+
+        files.upload(page.upload, files, [library_note, files], **private)
+        rebuild.click(lambda progress=gr.Progress(): page.rebuild(progress), None,
+                      [library_note, status, articles], show_progress_on=articles,
+                      concurrency_limit=1, **private)
+        library_tab.select(page.library, None, [status, articles], **private)
+        demo.load(page.library, None, [status, articles], **private)
+
+        gr.api(page.api_ask, api_name="ask")
+        gr.api(page.api_search, api_name="search")
+    return demo
+
+
+# -- start-up ----------------------------------------------------------------------------
+def prepare(settings: Settings) -> Page:
+    """Load the model, build the index if there is none, and open it."""
+    from qa.build import build_index
+    from qa.embed import load_embedder
+    from qa.retriever import Retriever
+
+    embedder = load_embedder(settings)
+    embedder.encode(["warm up"])  # so the first question is as quick as the rest
+    try:
+        return Page(settings, embedder, Retriever(settings, embedder))
+    except IndexMissingError:
+        print(f"No index in {settings.index_dir}/ yet: building it from {settings.corpus_dir}/",
+              flush=True)
+    except QAError as exc:
+        print(f"warning: the index cannot be served: {exc}", file=sys.stderr, flush=True)
+        return Page(settings, embedder, problem=f"{exc} (or press “Rebuild index”).")
+    try:
+        report = build_index(settings, embedder)
+    except QAError as exc:
+        print(f"warning: could not build the index: {exc}", file=sys.stderr, flush=True)
+        return Page(settings, embedder, problem=f"{exc}. {NO_INDEX}")
+    print(report.summary(), flush=True)
+    return Page(settings, embedder, Retriever(settings, embedder))
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """VERBATIM_AUTH="user:password" -> (user, password); empty -> no login."""
+    if not value:
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user or not password:
+        raise ConfigError("VERBATIM_AUTH must look like user:password")
+    return user, password
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="app.py", description="Serve the Verbatim page (builds the index first if missing).",
+        epilog="Environment: VERBATIM_HOST, VERBATIM_PORT, VERBATIM_AUTH=user:password, "
+               "VERBATIM_CORPUS, VERBATIM_INDEX, VERBATIM_MODEL.",
+    )
+    p.add_argument("--host", default=os.environ.get("VERBATIM_HOST", DEFAULT_HOST),
+                   help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    # A string default goes through type=int too, so a bad VERBATIM_PORT is a usage error.
+    p.add_argument("--port", type=int, default=os.environ.get("VERBATIM_PORT", str(DEFAULT_PORT)),
+                   help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    p.add_argument("--index", type=Path, help="index folder (default: index)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        auth = parse_auth(os.environ.get("VERBATIM_AUTH"))
+        settings = Settings.from_env(corpus_dir=args.corpus, index_dir=args.index)
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    # The model loads (and the index builds, if missing) while gradio imports.
+    result: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            result["page"] = prepare(settings)
+        except BaseException as exc:  # re-raised in the main thread
+            result["error"] = exc
+
+    loader = threading.Thread(target=load, name="verbatim-load", daemon=True)
+    loader.start()
+    import gradio  # noqa: F401  (the slow import, overlapping the model load)
+
+    loader.join()
+    if "error" in result:
+        if isinstance(result["error"], QAError):
+            print(f"error: {result['error']}", file=sys.stderr)
+            return 2
+        raise result["error"]
+    demo = build_page(result["page"])
+    demo.queue(default_concurrency_limit=4)
+    try:
+        demo.launch(
+            server_name=args.host, server_port=args.port, auth=auth, theme=theme(),
+            css=PAGE_CSS, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, show_error=True,
+            quiet=True, prevent_thread_lock=True, footer_links=["api"],
+        )
+    except OSError as exc:  # most often: the port is taken
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}. Pick another port with "
+              "--port or VERBATIM_PORT.", file=sys.stderr)
+        return 2
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    print(f"Verbatim is ready at http://{shown_host}:{args.port} "
+          f"({time.perf_counter() - started:.1f} s)", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
