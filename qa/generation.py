@@ -55,8 +55,32 @@ def chunker_manifest(chunk_settings: ChunkSettings) -> dict:
     return {**chunk_settings.as_dict(), "splitter": "blingfire", "context": "title"}
 
 
+def check_files(path: Path, manifest: dict) -> None:
+    """Raise IndexCorruptError naming the first file that is missing or has the wrong size.
+
+    The manifest records every file's size when the generation is written; checking them
+    first turns a truncated file into a clear message instead of a library's stack trace.
+    """
+    for name, size in manifest.get("files", {}).items():
+        file = path / name
+        try:
+            found = file.stat().st_size
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{file} is missing; {REBUILD_HINT}") from None
+        if found != size:
+            raise IndexCorruptError(
+                f"{file} is damaged ({found} bytes, the manifest says {size}: truncated or "
+                f"overwritten); {REBUILD_HINT}"
+            )
+
+
 class Generation:
-    """The dense index, BM25, sentence vectors and passage database of one generation."""
+    """The dense index, BM25, sentence vectors and passage database of one generation.
+
+    Every file is opened (or memory-mapped) in `open`, never later: a build deletes
+    generations that are no longer current, and a reader that still holds one keeps
+    working because open files and maps outlive their directory entries.
+    """
 
     def __init__(self, path: Path, manifest: dict, dense: DenseIndex, lexical: LexicalIndex,
                  vectors: np.ndarray, sentence_vectors: np.ndarray, db: PassageDB) -> None:
@@ -79,34 +103,46 @@ class Generation:
         manifest = layout.read_manifest(path)
         if expected is not None:
             check_compatible(manifest, expected, path / layout.MANIFEST)
-        counts = manifest.get("counts", {})
+        counts = manifest["counts"]
+        check_files(path, manifest)
 
         def damaged(name: str, why: object) -> IndexCorruptError:
             return IndexCorruptError(f"{path / name} is damaged ({why}); {REBUILD_HINT}")
 
+        if not (path / layout.DENSE_FILE).is_file():
+            raise damaged(layout.DENSE_FILE, "missing")
         try:
             dense = DenseIndex.load(path / layout.DENSE_FILE)
-        except (RuntimeError, OSError) as exc:
-            raise damaged(layout.DENSE_FILE, str(exc).strip().splitlines()[-1]) from None
-        if dense.size != counts.get("passages") or dense.dim != manifest["model"]["dim"]:
+        except (RuntimeError, OSError, ValueError) as exc:
+            # FAISS errors carry the C++ function signature; the reason is after "Error: ".
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise damaged(layout.DENSE_FILE, reason.rsplit("Error: ", 1)[-1]) from None
+        if dense.size != counts["passages"] or dense.dim != manifest["model"]["dim"]:
             raise damaged(
                 layout.DENSE_FILE,
                 f"{dense.size} vectors of dim {dense.dim}, manifest says "
-                f"{counts.get('passages')} of dim {manifest['model']['dim']}",
+                f"{counts['passages']} of dim {manifest['model']['dim']}",
             )
         try:
             lexical = LexicalIndex.load(path / layout.LEXICAL_DIR)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise damaged(layout.LEXICAL_DIR, exc) from None
         if lexical.size != dense.size:
             raise damaged(layout.LEXICAL_DIR, f"{lexical.size} documents, not {dense.size}")
-        vector_files = (layout.VECTORS_FILE, layout.SENTENCE_VECTORS_FILE)
-        try:
-            vectors, sentence_vectors = (load_vectors(path / name) for name in vector_files)
-        except (OSError, ValueError) as exc:
-            raise damaged(f"{vector_files[0]} or {vector_files[1]}", exc) from None
+        arrays = []
+        for name in (layout.VECTORS_FILE, layout.SENTENCE_VECTORS_FILE):
+            try:
+                arrays.append(load_vectors(path / name))
+            except (OSError, ValueError) as exc:
+                raise damaged(name, exc) from None
+        vectors, sentence_vectors = arrays
         if vectors.shape != (dense.size, dense.dim):
             raise damaged(layout.VECTORS_FILE, f"shape {vectors.shape}, not {(dense.size, dense.dim)}")
+        if sentence_vectors.shape != (counts["sentences"], dense.dim):
+            raise damaged(
+                layout.SENTENCE_VECTORS_FILE,
+                f"shape {sentence_vectors.shape}, manifest says {(counts['sentences'], dense.dim)}",
+            )
         db_path = path / layout.DB_FILE
         if not db_path.is_file():
             raise damaged(layout.DB_FILE, "missing")
@@ -117,13 +153,12 @@ class Generation:
         except sqlite3.DatabaseError as exc:
             db.close()
             raise damaged(layout.DB_FILE, exc) from None
-        wanted = (counts.get("articles"), counts.get("passages"), counts.get("sentences"))
-        if found != wanted or sentence_vectors.shape[0] != counts.get("sentences"):
+        wanted = (counts["articles"], counts["passages"], counts["sentences"])
+        if found != wanted:
             db.close()
             raise damaged(
                 layout.DB_FILE,
-                f"counts (articles, passages, sentences) {found} and "
-                f"{sentence_vectors.shape[0]} sentence vectors disagree with manifest {wanted}",
+                f"it holds (articles, passages, sentences) {found}, the manifest says {wanted}",
             )
         return cls(path, manifest, dense, lexical, vectors, sentence_vectors, db)
 
