@@ -41,7 +41,9 @@ EXAMPLES: tuple[str, ...] = (
     "What hardware did the US export bans target?",
     "Which platform did Huawei unveil as a rival to Nvidia?",
 )
-STAGES = {"read": "Reading articles", "embed": "Embedding passages", "write": "Writing the index"}
+# build_index reports "read" when the files are read; splitting into passages follows it.
+STAGES = {"read": "Reading and splitting articles", "embed": "Embedding passages",
+          "write": "Writing the index"}
 NO_INDEX = ("There is no index yet: add articles in the Library tab and press "
             "“Rebuild index”.")
 

@@ -44,7 +44,8 @@ def test_first_run_without_articles_then_upload_and_rebuild(tmp_path, fake_embed
     assert note.startswith("Rebuilt: **1** articles")
     assert "**1** article ·" in status and "gen-000001" in status
     assert rows == [["Harbour Lighthouse Reopens", "", 1, "lighthouse.txt"]]
-    assert {desc for _, desc, _ in progress.calls} >= {"Reading articles", "Writing the index"}
+    assert {desc for _, desc, _ in progress.calls} >= {"Reading and splitting articles",
+                                                      "Writing the index"}
 
     history, _ = page.chat("When did the lighthouse at Port Elsby reopen?", history, 3, "bm25")
     assert len(history) == 4
