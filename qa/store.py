@@ -6,17 +6,45 @@ from pathlib import Path
 
 import numpy as np
 
-# Exact search stays under a few ms up to here on 2 cores; past it, IVF (see bench/).
-EXACT_SEARCH_LIMIT = 200_000
+# Measured on 2 cores (bench/ann.py): exact search costs ~0.15 ms per 1,000 vectors per
+# query, so it stays exact while a query takes a few ms; past this, IVF.
+EXACT_SEARCH_LIMIT = 50_000
+# IVF lists ~ 4 sqrt(N) (a power of two) and the lists probed per query, from bench/ann.py:
+# the smallest settings keeping recall@10 >= 0.95 of exact on real questions at 100k-1M.
+IVF_LISTS_PER_SQRT = 4
 IVF_NPROBE = 32
+# k-means on a sample: more points per list add build minutes, not recall.
+TRAIN_POINTS_PER_LIST = 64
+MIN_TRAIN_POINTS = 50_000
+
+
+def ivf_lists(count: int) -> int:
+    """IVF list count for `count` vectors: ~IVF_LISTS_PER_SQRT * sqrt(count), a power of 2."""
+    return 1 << max(4, round(math.log2(IVF_LISTS_PER_SQRT * math.sqrt(max(count, 1)))))
 
 
 def choose_factory(count: int) -> str:
     """The FAISS index-factory string for `count` vectors: exact while it is fast."""
     if count <= EXACT_SEARCH_LIMIT:
         return "Flat"
-    nlist = 1 << round(math.log2(4 * math.sqrt(count)))
-    return f"IVF{nlist},Flat"
+    return f"IVF{ivf_lists(count)},Flat"
+
+
+def _ivf(index):
+    """The IVF part of `index` (or None), reaching through a pre-transform or refine."""
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except (RuntimeError, TypeError):
+        return None
+
+
+def _hnsw(index):
+    import faiss
+
+    downcast = faiss.downcast_index(index)
+    return downcast if hasattr(downcast, "hnsw") else None
 
 
 class DenseIndex:
@@ -24,21 +52,40 @@ class DenseIndex:
 
     def __init__(self, index) -> None:
         self._index = index
+        self._ivf_part = _ivf(index)
+        self._hnsw_part = _hnsw(index)
 
     @classmethod
     def build(cls, vectors: np.ndarray, factory: str) -> "DenseIndex":
+        """Train (on a sample) and fill the index `factory` names with `vectors`.
+
+        Raises:
+            ValueError: the factory string is not one FAISS understands.
+        """
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+        try:
+            index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise ValueError(f"not a FAISS index factory string: {factory!r} ({exc})") from None
         if not index.is_trained:
-            # Train on a sample: k-means over millions of vectors adds minutes, not recall.
+            ivf = _ivf(index)
+            nlist = ivf.nlist if ivf is not None else 1
+            size = min(len(vectors), max(TRAIN_POINTS_PER_LIST * nlist, MIN_TRAIN_POINTS))
             rng = np.random.default_rng(0)
-            sample_size = min(len(vectors), max(256 * getattr(index, "nlist", 1), 50_000))
-            sample = vectors[rng.choice(len(vectors), sample_size, replace=False)]
+            sample = vectors[np.sort(rng.choice(len(vectors), size, replace=False))]
             index.train(sample)
-        index.add(vectors)
-        return cls(index)
+        # Add in blocks: a memory-mapped vectors file is then read a block at a time.
+        for start in range(0, len(vectors), 1 << 16):
+            index.add(np.ascontiguousarray(vectors[start:start + (1 << 16)]))
+        dense = cls(index)
+        if dense._ivf_part is not None:
+            # Saved with the index, so a loaded index searches as it was measured.
+            dense._ivf_part.nprobe = min(IVF_NPROBE, dense._ivf_part.nlist)
+        if dense._hnsw_part is not None:
+            dense._hnsw_part.hnsw.efSearch = max(dense._hnsw_part.hnsw.efSearch, 128)
+        return dense
 
     def save(self, path: Path) -> None:
         import faiss
@@ -47,16 +94,22 @@ class DenseIndex:
 
     @classmethod
     def load(cls, path: Path) -> "DenseIndex":
+        """Memory-map the index file where the index type allows (Flat, IVF, HNSW).
+
+        A large index then costs no heap and no read time up front; the pages that
+        searches touch come in from the page cache.
+        """
         import faiss
 
-        # mmap where the index type allows: a large index does not fill the heap up front.
         try:
-            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         except RuntimeError:
             index = faiss.read_index(str(path))
-        if hasattr(index, "nprobe"):
-            index.nprobe = IVF_NPROBE
-        return cls(index)
+        dense = cls(index)
+        if dense._ivf_part is not None and dense._ivf_part.nprobe <= 1:
+            # Indexes written before nprobe was saved with them.
+            dense._ivf_part.nprobe = min(IVF_NPROBE, dense._ivf_part.nlist)
+        return dense
 
     @property
     def size(self) -> int:
@@ -66,6 +119,25 @@ class DenseIndex:
     def dim(self) -> int:
         return int(self._index.d)
 
+    @property
+    def description(self) -> str:
+        """The index type and its search parameters, e.g. "IndexIVFFlat nlist=4096 nprobe=32"."""
+        import faiss
+
+        name = type(faiss.downcast_index(self._index)).__name__
+        if self._ivf_part is not None:
+            return f"{name} nlist={self._ivf_part.nlist} nprobe={self._ivf_part.nprobe}"
+        if self._hnsw_part is not None:
+            return f"{name} efSearch={self._hnsw_part.hnsw.efSearch}"
+        return name
+
+    def set_search_parameters(self, nprobe: int | None = None, ef_search: int | None = None):
+        """Trade speed for recall at query time (IVF nprobe, HNSW efSearch)."""
+        if nprobe is not None and self._ivf_part is not None:
+            self._ivf_part.nprobe = max(1, min(int(nprobe), self._ivf_part.nlist))
+        if ef_search is not None and self._hnsw_part is not None:
+            self._hnsw_part.hnsw.efSearch = max(1, int(ef_search))
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -74,15 +146,33 @@ class DenseIndex:
 
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = min(k, max(self.size, 1))
-        params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            params = (
-                faiss.SearchParametersIVF(sel=selector, nprobe=IVF_NPROBE)
-                if hasattr(self._index, "nprobe")
-                else faiss.SearchParameters(sel=selector)
+        if allowed is None:
+            return self._index.search(queries, k)
+        allowed = np.asarray(allowed, dtype=np.int64)
+        allowed = allowed[(allowed >= 0) & (allowed < self.size)]
+        if allowed.size == 0:
+            return (np.full((len(queries), k), -np.inf, np.float32),
+                    np.full((len(queries), k), -1, np.int64))
+        # A bitmap selector: O(n / 8) to build, O(1) per test, whatever the filter's size.
+        mask = np.zeros(self.size, dtype=bool)
+        mask[allowed] = True
+        bitmap = np.packbits(mask, bitorder="little")
+        selector = faiss.IDSelectorBitmap(self.size, faiss.swig_ptr(bitmap))
+        if self._ivf_part is not None:
+            # The filter keeps a share of the vectors: probe that many times more lists so a
+            # filtered search sees as many allowed vectors as an unfiltered one sees vectors
+            # (a small filter scans every list: exact within the filter).
+            share = np.count_nonzero(mask) / self.size
+            nprobe = min(self._ivf_part.nlist, math.ceil(self._ivf_part.nprobe / share))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        elif self._hnsw_part is not None:
+            params = faiss.SearchParametersHNSW(
+                sel=selector, efSearch=max(self._hnsw_part.hnsw.efSearch, k)
             )
+        else:
+            params = faiss.SearchParameters(sel=selector)
         scores, ids = self._index.search(queries, k, params=params)
+        del bitmap  # the selector points into it: keep it alive until here
         return scores, ids
 
 
