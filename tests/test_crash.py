@@ -1,0 +1,135 @@
+"""A build killed with SIGKILL at any moment leaves the previous index loadable and correct."""
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SEED_FILE
+from index_helpers import (
+    NEW_ANSWER, NEW_FILE, NEW_QUESTION, add_new_article, answer_keys, cli_env, copy_index,
+    found_answer, index_entries, run_cli, seed_questions, start_build, wait_for_line,
+)
+from qa import layout
+from qa.build import build_index
+from qa.config import Settings
+from qa.errors import BuildLockedError
+from qa.retriever import Retriever
+
+STAGES = ("embed", "write", "switch")
+
+
+def seed_answers(retriever: Retriever) -> tuple[list, int]:
+    """The answers to the seed questions, and how many have an answer in the top 5 hits."""
+    answers, found = [], 0
+    for item in seed_questions():
+        answer = retriever.answer(item["question"])
+        assert answer.quotes and not answer.abstained, item["question"]
+        answers.append(answer_keys(answer))
+        found += found_answer(retriever.search(item["question"], k=5), item["answers"])
+    return answers, found
+
+
+@pytest.mark.slow
+def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embedder, tmp_path):
+    before, found = seed_answers(Retriever(seed_settings, real_embedder))
+    assert found >= 6, f"only {found}/8 seed questions answered before any crash"
+
+    # One build per stage, in parallel (each on its own copy), each paused at its stage.
+    copies = {stage: copy_index(seed_settings, tmp_path / stage) for stage in STAGES}
+    builds = {}
+    for stage, settings in copies.items():
+        add_new_article(settings)
+        builds[stage] = start_build(settings, VERBATIM_PAUSE_AT=stage)
+    try:
+        for stage, process in builds.items():
+            wait_for_line(process.stderr, f"VERBATIM_PAUSED {stage}")
+
+        # While paused, each build holds the lock: a second writer is refused, clearly.
+        with pytest.raises(BuildLockedError, match="another build is running"):
+            build_index(copies["embed"], real_embedder)
+        refused = run_cli(["index", "--corpus", str(copies["write"].corpus_dir),
+                           "--index", str(copies["write"].index_dir), "--wait", "0.2", "-q"])
+        assert refused.returncode == 2
+        assert "error: another build is running" in refused.stderr
+        assert "still running after waiting 0.2 s" in refused.stderr
+
+        # What each pause point has on disk (so the kill lands where it says).
+        assert index_entries(copies["embed"]) == {"CURRENT", "gen-000001", ".build.lock"}
+        assert ".tmp-gen-000002" in index_entries(copies["write"])
+        assert "gen-000002" in index_entries(copies["switch"])
+        for settings in copies.values():
+            assert layout.read_current(settings.index_dir) == "gen-000001"
+    finally:
+        for process in builds.values():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    for stage, process in builds.items():
+        assert process.returncode == -signal.SIGKILL, stage
+
+    for stage, settings in copies.items():
+        # The previous index loads and answers exactly as before the build.
+        retriever = Retriever(settings, real_embedder)
+        assert retriever.generation.name == "gen-000001", stage
+        assert seed_answers(retriever)[0] == before, stage
+        assert NEW_FILE not in {h.passage.article_id
+                                for h in retriever.search(NEW_QUESTION, k=5)}, stage
+
+        # The next build succeeds (the dead build's lock is free) and cleans up after it.
+        report = build_index(settings, real_embedder)
+        assert report.added == 1 and report.kept == 1, (stage, report.summary())
+        assert index_entries(settings) == {"CURRENT", ".build.lock", "gen-000001",
+                                           report.generation}, stage
+        assert found_answer(retriever.search(NEW_QUESTION, k=1), [NEW_ANSWER]), stage
+
+
+CHILD = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from pathlib import Path
+from conftest import FakeEmbedder
+from qa.build import build_index
+from qa.config import Settings
+settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
+extra = settings.corpus_dir / "extra.txt"
+print("ready", flush=True)
+for n in range(10_000):
+    if n % 2:
+        extra.unlink(missing_ok=True)
+    else:
+        extra.write_text(f"Extra {n}\\n\\nThe extra article number {n}.\\n\\nIt says little.")
+    build_index(settings, FakeEmbedder(), wait_seconds=5)
+    print("built", n, flush=True)
+"""
+
+
+def test_sigkill_at_random_moments(tmp_path, fake_embedder):
+    """Many kills at random times of a fast build loop (fake model): never a broken index."""
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    settings.corpus_dir.mkdir()
+    (settings.corpus_dir / SEED_FILE.name).write_bytes(SEED_FILE.read_bytes())
+    build_index(settings, fake_embedder)
+    rng = random.Random(4)
+    for _ in range(12):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(settings.corpus_dir), str(settings.index_dir),
+             str(ROOT / "tests")],
+            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 1.0))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+
+        retriever = Retriever(settings, fake_embedder)  # loads, with every check
+        hits = retriever.search("Huawei Baidu SenseTime alliance", k=3)
+        assert hits and hits[0].passage.article_id == SEED_FILE.name
+        assert retriever.status().articles in (1, 2)
+    # Kills mid-write leave temp folders (or an unswitched generation): a build removes them.
+    report = build_index(settings, fake_embedder)
+    assert layout.stray_temps(settings.index_dir) == []
+    assert set(layout.generations(settings.index_dir)) <= {report.generation, report.previous}
