@@ -38,7 +38,10 @@ def markdown_paragraphs(text: str) -> list[str]:
             if _MD_BLOCK_START.match(line) and current:
                 paragraphs.append(normalize_whitespace(" ".join(current)))
                 current = []
-            current.append(_MD_HEADING.sub("", line))
+            if _MD_HEADING.match(line):
+                paragraphs.append(normalize_whitespace(_MD_HEADING.sub("", line)))
+                continue
+            current.append(line)
         if current:
             paragraphs.append(normalize_whitespace(" ".join(current)))
     return [p for p in paragraphs if p]

@@ -111,10 +111,10 @@ def read_html(path: Path, rel: str) -> Iterator[Document]:
     )
 
 
-def read_jsonl(path: Path, rel: str) -> Iterator[Document]:
+def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
     """One article per line: `id`, `title`, `text`, optional `url`, `date`.
 
-    A bad line is logged and skipped; the rest of the file still counts.
+    A bad line is skipped with its line number; the rest of the file still counts.
     """
     for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
@@ -125,11 +125,11 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document]:
             text, title = record["text"], record.get("title") or record["id"]
             doc_id = str(record["id"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            log.warning("skipped %s: not an article record (%s)", where, exc)
+            yield Skipped(where, f"not an article record ({exc})")
             continue
         paragraphs = clean.line_paragraphs(str(text))
         if not paragraphs:
-            log.warning("skipped %s: empty text", where)
+            yield Skipped(where, "empty text")
             continue
         yield Document(
             id=doc_id,
@@ -141,7 +141,7 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document]:
         )
 
 
-READERS: dict[str, Callable[[Path, str], Iterator[Document]]] = {
+READERS: dict[str, Callable[[Path, str], Iterator[Document | Skipped]]] = {
     ".txt": read_txt,
     ".md": read_markdown,
     ".markdown": read_markdown,
@@ -177,6 +177,9 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
             continue
         try:
             for doc in reader(path, rel):
+                if isinstance(doc, Skipped):
+                    skipped.append(doc)
+                    continue
                 if doc.id in seen_ids:
                     skipped.append(Skipped(f"{rel}#{doc.id}", "duplicate article id"))
                     continue

@@ -1,0 +1,190 @@
+"""Retrieval and answer quality on a question file (metrics as in shared/eval/README.md)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qa.config import Settings
+from qa.errors import ConfigError
+from qa.types import Answer, Hit
+
+_SPACE = re.compile(r"\s+")
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One eval question; `answers` empty means it is unanswerable."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()
+    article: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The reported numbers; names as in shared/eval/README.md."""
+
+    questions: int
+    answerable: int
+    unanswerable: int
+    recall_at_1: float
+    recall_at_5: float
+    recall_at_10: float
+    mrr_at_10: float
+    highlight_at_1: float
+    abstain_precision: float | None
+    abstain_recall: float | None
+    abstained_answerable: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+
+    def table(self) -> str:
+        rows = [(name, value) for name, value in asdict(self).items()]
+        width = max(len(n) for n, _ in rows)
+        return "\n".join(
+            f"{n:<{width}}  {'n/a' if v is None else (f'{v:.3f}' if isinstance(v, float) else v)}"
+            for n, v in rows
+        )
+
+
+def normalize(text: str) -> str:
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Questions from JSON Lines: `id`, `question`, optional `answers`, `article`."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            out.append(Question(str(record["id"]), record["question"],
+                                tuple(record.get("answers") or ()), record.get("article")))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{number} is not a question record ({exc})") from None
+    return out
+
+
+def answers_in(text: str, question: Question) -> bool:
+    """Does `text` contain one of the answers (case and whitespace normalised)?"""
+    haystack = normalize(text)
+    return any(normalize(a) in haystack for a in question.answers)
+
+
+def from_article(title: str, article_id: str, question: Question) -> bool:
+    return question.article is None or question.article in (title, article_id)
+
+
+def first_answering_rank(hits: Sequence[Hit], question: Question) -> int | None:
+    """1-based rank of the first hit from the right article that contains an answer."""
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.passage
+        if from_article(p.title, p.article_id, question) and answers_in(p.text, question):
+            return rank
+    return None
+
+
+def highlight_hit(answer: Answer, question: Question) -> bool:
+    """Does the marked sentence of the first quote (shown or closest) contain an answer?"""
+    quotes = answer.quotes or answer.closest
+    if not quotes:
+        return False
+    quote = quotes[0]
+    if not from_article(quote.title, quote.article_id, question):
+        return False
+    marked = " ".join(quote.text[s.start:s.end] for s in quote.highlights)
+    return answers_in(marked, question)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
+             k: int = 5) -> Metrics:
+    """Ask every question once; ranking metrics over search() hits, highlight over answer().
+
+    Ranking and highlight metrics ignore abstention (they measure what was found);
+    abstention is measured on its own by the abstain_* numbers.
+    """
+    from qa.answer import build_answer
+
+    ranks: list[int | None] = []
+    highlights: list[bool] = []
+    abstained_answerable = abstained_unanswerable = unanswerable = 0
+    latencies: list[float] = []
+    for question in questions:
+        started = time.perf_counter()
+        hits = retriever.search(question.question, max(KS), mode=mode)
+        answer = build_answer(question.question, hits, k, retriever.settings)
+        latencies.append((time.perf_counter() - started) * 1000)
+        if question.answers:
+            ranks.append(first_answering_rank(hits, question))
+            highlights.append(highlight_hit(answer, question))
+            abstained_answerable += answer.abstained
+        else:
+            unanswerable += 1
+            abstained_unanswerable += answer.abstained
+    n = len(ranks)
+    share = (lambda count: count / n) if n else (lambda count: 0.0)
+    abstained = abstained_answerable + abstained_unanswerable
+    return Metrics(
+        questions=n + unanswerable,
+        answerable=n,
+        unanswerable=unanswerable,
+        recall_at_1=share(sum(1 for r in ranks if r is not None and r <= 1)),
+        recall_at_5=share(sum(1 for r in ranks if r is not None and r <= 5)),
+        recall_at_10=share(sum(1 for r in ranks if r is not None and r <= 10)),
+        mrr_at_10=share(sum(1 / r for r in ranks if r is not None and r <= 10)),
+        highlight_at_1=share(sum(highlights)),
+        abstain_precision=(abstained_unanswerable / abstained) if abstained else None,
+        abstain_recall=(abstained_unanswerable / unanswerable) if unanswerable else None,
+        abstained_answerable=share(abstained_answerable),
+        latency_p50_ms=statistics.median(latencies) if latencies else 0.0,
+        latency_p99_ms=percentile(latencies, 0.99),
+    )
+
+
+def eval_index_dir(articles: Path, settings: Settings) -> Path:
+    """A cache folder per article set and model, so repeated evals reuse the vectors."""
+    key = hashlib.sha256(f"{articles.resolve()}|{settings.model}".encode()).hexdigest()[:10]
+    return Path(".verbatim-cache") / "eval" / f"{articles.stem}-{key}"
+
+
+def prepare_retriever(articles: Path, settings: Settings, embedder=None):
+    """Build (incrementally, so usually nothing is embedded) and open an eval index."""
+    from qa.build import build_index
+    from qa.embed import load_embedder
+    from qa.retriever import Retriever
+
+    embedder = embedder or load_embedder(settings)
+    build_index(settings.replace(corpus_dir=articles), embedder)
+    return Retriever(settings.replace(corpus_dir=articles), embedder)
+
+
+def run_eval_command(args, settings: Settings) -> int:
+    """`qa eval`: print the metrics table (or JSON)."""
+    index_dir = args.index or eval_index_dir(args.articles, settings)
+    settings = settings.replace(index_dir=index_dir, corpus_dir=args.articles)
+    retriever = prepare_retriever(args.articles, settings)
+    questions = read_questions(args.questions)[: args.limit]
+    if args.unanswerable:
+        questions += read_questions(args.unanswerable)
+    metrics = evaluate(retriever, questions, mode=args.mode)
+    if args.json:
+        print(json.dumps(asdict(metrics), indent=2))
+    else:
+        print(f"{args.questions} on {args.articles} (mode {args.mode or settings.mode}, "
+              f"index {index_dir})")
+        print(metrics.table())
+    return 0
