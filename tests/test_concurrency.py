@@ -50,6 +50,7 @@ def test_readers_see_old_or_new_generation_during_rebuilds(seed_settings, real_e
         return fresh.generation.name, {q: hit_keys(fresh.search(q, k=5)) for q in questions}
 
     expected = dict([expected_now()])
+    first = next(iter(expected))
     seen: list[tuple[str, tuple]] = []
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -92,8 +93,8 @@ def test_readers_see_old_or_new_generation_during_rebuilds(seed_settings, real_e
             reader.join(60)
 
     assert errors == [], errors[:3]
-    assert len(expected) == 3 and "gen-000001" not in layout.generations(settings.index_dir)
-    assert retriever.generation.name == "gen-000003"
+    assert len(expected) == 3 and first not in layout.generations(settings.index_dir)
+    assert retriever.generation.name == name
     per_generation = {name: 0 for name in expected}
     for question, keys in seen:
         matches = [name for name, results in expected.items() if results[question] == keys]

@@ -41,6 +41,9 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
 
     # One build per stage, in parallel (each on its own copy), each paused at its stage.
     copies = {stage: copy_index(seed_settings, tmp_path / stage) for stage in STAGES}
+    live = layout.read_current(seed_settings.index_dir)
+    new = layout.next_generation(seed_settings.index_dir)
+    entries = index_entries(seed_settings)
     builds = {}
     for stage, settings in copies.items():
         add_new_article(settings)
@@ -59,11 +62,11 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
         assert "still running after waiting 0.2 s" in refused.stderr
 
         # What each pause point has on disk (so the kill lands where it says).
-        assert index_entries(copies["embed"]) == {"CURRENT", "gen-000001", ".build.lock"}
-        assert ".tmp-gen-000002" in index_entries(copies["write"])
-        assert "gen-000002" in index_entries(copies["switch"])
+        assert index_entries(copies["embed"]) == entries
+        assert f".tmp-{new}" in index_entries(copies["write"])
+        assert new in index_entries(copies["switch"])
         for settings in copies.values():
-            assert layout.read_current(settings.index_dir) == "gen-000001"
+            assert layout.read_current(settings.index_dir) == live
     finally:
         for process in builds.values():
             process.send_signal(signal.SIGKILL)
@@ -74,7 +77,7 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
     for stage, settings in copies.items():
         # The previous index loads and answers exactly as before the build.
         retriever = Retriever(settings, real_embedder)
-        assert retriever.generation.name == "gen-000001", stage
+        assert retriever.generation.name == live, stage
         assert seed_answers(retriever)[0] == before, stage
         assert NEW_FILE not in {h.passage.article_id
                                 for h in retriever.search(NEW_QUESTION, k=5)}, stage
@@ -82,7 +85,7 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
         # The next build succeeds (the dead build's lock is free) and cleans up after it.
         report = build_index(settings, real_embedder)
         assert report.added == 1 and report.kept == 1, (stage, report.summary())
-        assert index_entries(settings) == {"CURRENT", ".build.lock", "gen-000001",
+        assert index_entries(settings) == {"CURRENT", ".build.lock", live,
                                            report.generation}, stage
         assert found_answer(retriever.search(NEW_QUESTION, k=1), [NEW_ANSWER]), stage
 

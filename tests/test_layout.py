@@ -156,15 +156,20 @@ def test_info_prints_the_live_index(seed_settings, tmp_path):
     settings = copy_index(seed_settings, tmp_path)
     result = run_cli(["info", "--index", str(settings.index_dir)])
     assert result.returncode == 0, result.stderr
-    manifest = layout.read_manifest(settings.index_dir / "gen-000001")
+    live = layout.read_current(settings.index_dir)
+    manifest = layout.read_manifest(settings.index_dir / live)
     lines = dict(re.match(r"^(\S.*?)\s{2,}(.*)$", line).groups()
                  for line in result.stdout.splitlines())
-    assert lines["generation"] == "gen-000001"
+    assert lines["generation"] == live
     assert lines["model"].startswith("all-MiniLM-L6-v2 (dim 384")
-    assert lines["articles"] == "1" and lines["passages"] == str(manifest["counts"]["passages"])
+    assert lines["articles"] == str(manifest["counts"]["articles"])
+    assert lines["passages"] == str(manifest["counts"]["passages"])
     assert lines["corpus"] == str(seed_settings.corpus_dir.resolve())
     assert lines["size on disk"].endswith("MiB") and lines["built"].startswith("20")
-    assert lines["last build"].startswith("1 added, 0 changed, 0 removed, 0 kept")
+    build = manifest["build"]
+    assert lines["last build"].startswith(
+        f"{build['added']} added, {build['changed']} changed, {build['removed']} removed, "
+        f"{build['kept']} kept")
     assert lines["health"] == "ok"
 
 
@@ -175,13 +180,13 @@ def test_info_without_an_index_says_how_to_build(tmp_path):
 
 
 def test_manifest_has_the_documented_fields(seed_settings):
-    manifest = json.loads((seed_settings.index_dir / "gen-000001" / "manifest.json").read_text())
+    folder = seed_settings.index_dir / layout.read_current(seed_settings.index_dir)
+    manifest = json.loads((folder / "manifest.json").read_text())
     assert {"format_version", "generation", "previous", "built_at", "build_seconds",
             "corpus_dir", "model", "chunker", "faiss", "counts", "build", "files",
             "articles"} <= manifest.keys()
     assert set(manifest["files"]) >= {"dense.faiss", "vectors.npy", "sentence_vectors.npy",
                                       "passages.sqlite"}
     assert any(name.startswith("bm25/") for name in manifest["files"])
-    folder = seed_settings.index_dir / "gen-000001"
     assert all((folder / n).stat().st_size == s for n, s in manifest["files"].items())
     assert not os.access(folder / "dense.faiss", os.W_OK) or os.geteuid() == 0
