@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.chunk import is_heading
 from qa.config import Settings
 from qa.types import Answer, Hit, Quote, ScoredSpan, Span
 
@@ -25,8 +26,9 @@ class _Merged:
 
 
 def relevance(hit: Hit) -> float:
-    """How well a hit answers, on an absolute scale: its best cosine to the question."""
-    best_sentence = max((s.score for s in hit.sentences), default=0.0)
+    """How well a hit answers on an absolute scale (what abstention compares): the best
+    cosine of the passage or one of its sentences to the question."""
+    best_sentence = max((s.similarity for s in hit.sentences), default=0.0)
     return max(hit.dense_score or 0.0, best_sentence)
 
 
@@ -59,22 +61,29 @@ def merge_overlapping(hits: Sequence[Hit]) -> list[_Merged]:
     return merged
 
 
-def pick_highlights(sentences: Sequence[ScoredSpan]) -> tuple[Span, ...]:
-    """The sentence most similar to the question."""
-    if not sentences:
-        return ()
-    best = max(sentences, key=lambda s: s.score)
-    return (Span(best.start, best.end),)
+def pick_highlights(
+    sentences: Sequence[ScoredSpan], text: str, offset: int, margin: float
+) -> tuple[Span, ...]:
+    """The best-scoring sentence, and the runner-up when it is within `margin` of it.
+
+    Headings are marked only if the quote has nothing else. `text` is the quoted text and
+    `offset` its start in the article. Spans come back in reading order.
+    """
+    prose = [s for s in sentences if not is_heading(text[s.start - offset:s.end - offset])]
+    ranked = sorted(prose or sentences, key=lambda s: -s.score)
+    chosen = [s for s in ranked[:2] if ranked[0].score - s.score <= margin]
+    return tuple(Span(s.start, s.end) for s in sorted(chosen, key=lambda s: s.start))
 
 
-def to_quote(m: _Merged) -> Quote:
+def to_quote(m: _Merged, margin: float) -> Quote:
     p = m.first.passage
     highlights = tuple(
-        Span(s.start - m.start, s.end - m.start) for s in pick_highlights(m.sentences)
+        Span(s.start - m.start, s.end - m.start)
+        for s in pick_highlights(m.sentences, m.text, m.start, margin)
     )
     return Quote(
         text=m.text, article_id=p.article_id, title=p.title, source=p.source, date=p.date,
-        start=m.start, end=m.end, score=round(m.relevance, 4), highlights=highlights,
+        start=m.start, end=m.end, score=round(m.rank_score, 4), highlights=highlights,
     )
 
 
@@ -90,7 +99,8 @@ def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings)
             kept.append(m)
     answering = [m for m in kept if m.relevance >= settings.abstain_threshold][:k]
     if not answering:
-        closest = tuple(to_quote(m) for m in kept[:CLOSEST_SHOWN])
+        closest = tuple(to_quote(m, settings.highlight_margin) for m in kept[:CLOSEST_SHOWN])
         return Answer(question=question, quotes=(), abstained=bool(question.strip()),
                       closest=closest)
-    return Answer(question=question, quotes=tuple(to_quote(m) for m in answering))
+    quotes = tuple(to_quote(m, settings.highlight_margin) for m in answering)
+    return Answer(question=question, quotes=quotes)

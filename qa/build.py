@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from qa import layout
-from qa.chunk import Chunk, ChunkSettings, chunk_article, embedding_text
+from qa.chunk import (
+    Chunk, ChunkSettings, chunk_article, embedding_text, sentence_embedding_text,
+)
 from qa.config import Settings
 from qa.db import PassageRow, write_db
 from qa.embed import Embedder
@@ -187,7 +189,8 @@ def _embed(
     chunks = {a.id: chunk_article(a, embedder.count_tokens, chunking) for a in fresh}
     passage_texts = [embedding_text(c, a.text) for a in fresh for c in chunks[a.id]]
     sentence_texts = [
-        a.text[s.start:s.end] for a in fresh for c in chunks[a.id] for s in c.sentences
+        sentence_embedding_text(c, a.text, s) for a in fresh for c in chunks[a.id]
+        for s in c.sentences
     ]
     # Overlapping passages share sentences: embed each distinct sentence once.
     unique = list(dict.fromkeys(sentence_texts))

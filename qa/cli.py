@@ -187,3 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `verbatim ask ... | head` closed the pipe: not an error
+        sys.stderr.close()
+        return 0

@@ -33,6 +33,8 @@ class Settings:
     # Below this relevance the answer abstains (calibrated in tests/test_quality.py).
     abstain_threshold: float = 0.35
     max_quotes_per_article: int = 2
+    # A second sentence is marked too when it scores within this of the best (a near tie).
+    highlight_margin: float = 0.05
     batch_size: int = 64
     precision: Precision = "fp32"
     # A FAISS index-factory string; None picks by size (see store.choose_factory).

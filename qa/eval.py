@@ -40,6 +40,8 @@ class Metrics:
     recall_at_10: float
     mrr_at_10: float
     highlight_at_1: float
+    # Sentences marked in the first quote, on average (a near tie marks two).
+    marked_sentences: float
     abstain_precision: float | None
     abstain_recall: float | None
     abstained_answerable: float
@@ -121,6 +123,7 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
 
     ranks: list[int | None] = []
     highlights: list[bool] = []
+    marked: list[int] = []
     abstained_answerable = abstained_unanswerable = unanswerable = 0
     latencies: list[float] = []
     for question in questions:
@@ -131,6 +134,8 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         if question.answers:
             ranks.append(first_answering_rank(hits, question))
             highlights.append(highlight_hit(answer, question))
+            first = (answer.quotes or answer.closest)[:1]
+            marked.append(len(first[0].highlights) if first else 0)
             abstained_answerable += answer.abstained
         else:
             unanswerable += 1
@@ -147,6 +152,7 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         recall_at_10=share(sum(1 for r in ranks if r is not None and r <= 10)),
         mrr_at_10=share(sum(1 / r for r in ranks if r is not None and r <= 10)),
         highlight_at_1=share(sum(highlights)),
+        marked_sentences=share(sum(marked)),
         abstain_precision=(abstained_unanswerable / abstained) if abstained else None,
         abstain_recall=(abstained_unanswerable / unanswerable) if unanswerable else None,
         abstained_answerable=share(abstained_answerable),

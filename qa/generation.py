@@ -52,7 +52,8 @@ def expected_for(embedder, chunk_settings: ChunkSettings) -> Expected:
 
 
 def chunker_manifest(chunk_settings: ChunkSettings) -> dict:
-    return {**chunk_settings.as_dict(), "splitter": "blingfire", "context": "title"}
+    return {**chunk_settings.as_dict(), "splitter": "blingfire", "context": "title",
+            "sentence_context": "title"}
 
 
 def check_files(path: Path, manifest: dict) -> None:

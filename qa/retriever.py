@@ -16,6 +16,8 @@ from qa.db import ArticleInfo
 from qa.embed import Embedder, load_embedder
 from qa.errors import ConfigError, QAError
 from qa.generation import Generation, expected_for
+from qa.lexical import tokenize
+from qa.scoring import fuse, sentence_scores, term_coverage
 from qa.types import Answer, Hit, Passage, ScoredSpan
 
 log = logging.getLogger(__name__)
@@ -35,15 +37,6 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
-class Weights:
-    """How the hybrid score mixes its parts (all in [0, 1]); measured in bench/quality.py."""
-
-    passage: float = 0.5
-    sentence: float = 0.5
-    lexical: float = 0.3
-
-
-@dataclass(frozen=True, slots=True)
 class IndexStatus:
     """What the page and `qa info` show about the live index."""
 
@@ -55,31 +48,18 @@ class IndexStatus:
     path: Path
 
 
-def rescore(
-    dense: np.ndarray, best_sentence: np.ndarray, lexical: np.ndarray, mode: str,
-    weights: Weights = Weights(),
-) -> np.ndarray:
-    """Final ranking scores of candidates from their cosine, best-sentence and BM25 scores.
-
-    BM25 is divided by the best candidate's so it weighs the same for every question.
-    """
-    lexical_norm = lexical / lexical.max() if lexical.size and lexical.max() > 0 else lexical
-    if mode == "dense":
-        return dense
-    if mode == "bm25":
-        return lexical_norm
-    return (weights.passage * dense + weights.sentence * best_sentence
-            + weights.lexical * lexical_norm)
-
-
-def sentence_similarities(
-    sentence_vectors: np.ndarray, passage: Passage, first_row: int, query: np.ndarray
+def score_sentences(
+    sentence_vectors: np.ndarray, passage: Passage, first_row: int, query: np.ndarray,
+    question_terms: Sequence[str], sentence_terms: Sequence[Sequence[str]],
 ) -> tuple[ScoredSpan, ...]:
-    """Cosine of each of the passage's sentences to the question."""
+    """Each of the passage's sentences scored against the question."""
     count = len(passage.sentences)
     rows = np.asarray(sentence_vectors[first_row:first_row + count], dtype=np.float32)
+    similarity = rows @ query
+    scores = sentence_scores(similarity, term_coverage(question_terms, sentence_terms))
     return tuple(
-        ScoredSpan(s.start, s.end, float(score)) for s, score in zip(passage.sentences, rows @ query)
+        ScoredSpan(s.start, s.end, float(score), float(sim))
+        for s, score, sim in zip(passage.sentences, scores, similarity)
     )
 
 
@@ -207,38 +187,43 @@ class Retriever:
             candidates = list(dict.fromkeys(candidates))
             lexical_by_id = dict(zip(lexical_ids.tolist(), lexical_scores.tolist()))
             results[i] = self._rank(
-                generation, query_vectors[row], candidates, lexical_by_id, mode, k
+                generation, cleaned[i], query_vectors[row], candidates, lexical_by_id, mode, k
             )
         return results
 
     def _rank(
-        self, generation: Generation, query: np.ndarray, candidates: list[int],
+        self, generation: Generation, question: str, query: np.ndarray, candidates: list[int],
         lexical_by_id: dict[int, float], mode: str, k: int,
     ) -> list[Hit]:
+        """Score every candidate passage and its sentences; the k best, best first."""
         if not candidates:
             return []
         stored = generation.db.passages_with_rows(candidates)
         candidates = [c for c in candidates if c in stored]
         ids = np.asarray(candidates, dtype=np.int64)
-        dense = np.asarray(generation.vectors[np.sort(ids)] @ query, dtype=np.float32)
-        dense = dense[np.argsort(np.argsort(ids))]  # back to candidate order
-        sentence_scores = [
-            sentence_similarities(generation.sentence_vectors, *stored[c], query)
-            for c in candidates
-        ]
-        best = np.asarray([max((s.score for s in ss), default=0.0) for ss in sentence_scores])
+        order_on_disk = np.argsort(ids)
+        dense = np.empty(len(ids), dtype=np.float32)
+        dense[order_on_disk] = generation.vectors[ids[order_on_disk]] @ query
+        passages = [stored[c][0] for c in candidates]
+        texts = [p.text[s.start - p.start:s.end - p.start] for p in passages for s in p.sentences]
+        terms = tokenize([question, *texts])
+        question_terms, all_sentence_terms = terms[0], terms[1:]
+        sentences, cursor = [], 0
+        for p, c in zip(passages, candidates):
+            sentence_terms = all_sentence_terms[cursor:cursor + len(p.sentences)]
+            cursor += len(p.sentences)
+            sentences.append(score_sentences(
+                generation.sentence_vectors, p, stored[c][1], query, question_terms,
+                sentence_terms,
+            ))
+        best = np.asarray([max((s.score for s in ss), default=0.0) for ss in sentences])
         lexical = np.asarray([lexical_by_id.get(c, 0.0) for c in candidates], dtype=np.float32)
-        scores = rescore(dense, best, lexical, mode)
-        order = np.argsort(-scores, kind="stable")[:k]
+        scores = fuse(dense, best, lexical, mode)
+        top = np.argsort(-scores, kind="stable")[:k]
         return [
-            Hit(
-                passage=stored[candidates[j]][0],
-                score=float(scores[j]),
-                dense_score=float(dense[j]),
-                lexical_score=float(lexical[j]),
-                sentences=sentence_scores[j],
-            )
-            for j in order
+            Hit(passage=passages[j], score=float(scores[j]), dense_score=float(dense[j]),
+                lexical_score=float(lexical[j]), sentences=sentences[j])
+            for j in top
         ]
 
     def answer(self, question: str, k: int | None = None, *, mode: str | None = None,

@@ -46,11 +46,13 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class ScoredSpan:
-    """A sentence (article offsets) with its similarity to the question."""
+    """A sentence (article offsets): `similarity` is its cosine to the question, `score`
+    adds how much of the question's wording it covers (what highlights are chosen by)."""
 
     start: int
     end: int
     score: float
+    similarity: float
 
 
 @dataclass(frozen=True, slots=True)

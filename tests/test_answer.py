@@ -1,0 +1,85 @@
+"""Unit tests of answer building (pure: hand-made hits over a known article text)."""
+from qa.answer import build_answer, merge_overlapping, pick_highlights, stitch
+from qa.config import Settings
+from qa.types import Hit, Passage, ScoredSpan
+
+TEXT = ("Heading here\n\nFirst sentence is about ports. Second sentence names the union. "
+        "Third sentence gives wages.\n\nAnother paragraph on ships. It ends here.")
+
+
+def sentence_spans(start, end):
+    """Sentences paragraph by paragraph, as the chunker makes them."""
+    from qa.chunk import split_sentences
+    from qa.clean import paragraph_spans
+
+    return [s for a, b in paragraph_spans(TEXT) if a < end and b > start
+            for s in split_sentences(TEXT[max(a, start):min(b, end)], max(a, start))]
+
+
+def hit(start, end, score, similarity=0.6, article="a", best=None):
+    spans = sentence_spans(start, end)
+    sentences = tuple(
+        ScoredSpan(s.start, s.end, (0.9 if i == best else 0.3), (similarity if i == best else 0.2))
+        for i, s in enumerate(spans)
+    )
+    passage = Passage(id=start, article_id=article, title=f"T{article}", source=f"{article}.txt",
+                      date=None, start=start, end=end, text=TEXT[start:end], sentences=spans)
+    return Hit(passage=passage, score=score, dense_score=similarity, sentences=sentences)
+
+
+def test_stitch_joins_overlapping_slices_in_either_order():
+    a, b = (0, TEXT[0:50]), (30, TEXT[30:90])
+    assert stitch(*a, *b) == (0, TEXT[0:90])
+    assert stitch(*b, *a) == (0, TEXT[0:90])
+    assert stitch(0, TEXT[0:90], 10, TEXT[10:40]) == (0, TEXT[0:90])
+
+
+def test_overlapping_hits_of_one_article_merge_into_one_verbatim_quote():
+    p1 = TEXT.index("First")
+    p2 = TEXT.index("Second")
+    end1 = TEXT.index("Third") - 1
+    end2 = TEXT.index("\n\nAnother")
+    merged = merge_overlapping([hit(p1, end1, 0.9, best=0), hit(p2, end2, 0.8, best=1)])
+    assert len(merged) == 1
+    assert merged[0].text == TEXT[p1:end2]
+    assert merged[0].rank_score == 0.9
+
+
+def test_at_most_two_quotes_per_article_and_quotes_are_exact():
+    para = TEXT.index("Another")
+    first = TEXT.index("First")
+    hits = [hit(first, first + 30, 0.9, best=0), hit(para, para + 27, 0.8, best=0),
+            hit(0, 12, 0.7, best=0), hit(para, len(TEXT), 0.6, best=0, article="b")]
+    answer = build_answer("ports?", hits, k=5, settings=Settings(max_quotes_per_article=2))
+    assert [q.article_id for q in answer.quotes] == ["a", "a", "b"]
+    for quote in answer.quotes:
+        assert TEXT[quote.start:quote.end] == quote.text
+        for span in quote.highlights:
+            assert quote.text[span.start:span.end] in TEXT
+
+
+def test_low_relevance_abstains_and_offers_the_closest_as_not_answers():
+    hits = [hit(0, 40, 0.9, similarity=0.1, best=0)]
+    answer = build_answer("Who won the marathon?", hits, k=3,
+                          settings=Settings(abstain_threshold=0.35))
+    assert answer.abstained and answer.quotes == ()
+    assert len(answer.closest) == 1
+
+
+def test_no_hits_at_all_abstains():
+    answer = build_answer("anything?", [], k=3, settings=Settings())
+    assert answer.abstained and answer.quotes == () and answer.closest == ()
+
+
+def test_highlight_skips_a_heading_and_marks_a_near_tie_too():
+    heading, first, second, third = sentence_spans(0, TEXT.index("\n\nAnother"))
+    sentences = (ScoredSpan(heading.start, heading.end, 0.99, 0.9),
+                 ScoredSpan(first.start, first.end, 0.78, 0.5),
+                 ScoredSpan(second.start, second.end, 0.80, 0.5),
+                 ScoredSpan(third.start, third.end, 0.20, 0.1))
+    spans = pick_highlights(sentences, TEXT, 0, margin=0.05)
+    assert [TEXT[s.start:s.end] for s in spans] == [
+        "First sentence is about ports.", "Second sentence names the union.",
+    ]
+    only_best = pick_highlights(sentences, TEXT, 0, margin=0.0)
+    assert [TEXT[s.start:s.end] for s in only_best] == ["Second sentence names the union."]
