@@ -47,7 +47,9 @@ def format_answer(answer: Answer, tty: bool) -> str:
     for number, quote in enumerate(answer.quotes or answer.closest, start=1):
         cite = f"{quote.title} — {quote.source}" + (f", {quote.date}" if quote.date else "")
         lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
-        lines += ["    " + line for line in mark(quote, tty and not answer.abstained).splitlines()]
+        # Closest passages of an abstention are not answers: nothing in them is marked.
+        text = quote.text if answer.abstained else mark(quote, tty)
+        lines += ["    " + line for line in text.splitlines()]
     return "\n".join(lines)
 
 

@@ -1,0 +1,66 @@
+"""The command line, run as a user runs it (subprocesses on a real seed index)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def verbatim(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "qa", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", ["index", "ask", "info", "eval"])
+def test_every_subcommand_has_help(command):
+    result = verbatim(command, "--help")
+    assert result.returncode == 0
+    assert f"usage: verbatim {command}" in result.stdout
+
+
+def test_ask_prints_the_quote_with_the_answer_marked(seed_settings):
+    result = verbatim("ask", "What hardware did the US export bans target?", "--index",
+                      seed_settings.index_dir, "-k", 2)
+    assert result.returncode == 0, result.stderr
+    assert "[1] New Alliances, New Era — 000_2cb1631c0639e46a.txt" in result.stdout
+    marked = result.stdout.split("**")[1::2]
+    assert any("Nvidia GPUs" in m for m in marked), result.stdout
+
+
+def test_ask_json_is_the_answer(seed_settings):
+    result = verbatim("ask", "Which platform did Huawei unveil as a rival to Nvidia?",
+                      "--index", seed_settings.index_dir, "--json")
+    answer = json.loads(result.stdout)
+    assert answer["abstained"] is False
+    quote = answer["quotes"][0]
+    marked = [quote["text"][h["start"]:h["end"]] for h in quote["highlights"]]
+    assert any("CloudMatrix 384" in m for m in marked)
+
+
+def test_ask_off_topic_says_so(seed_settings):
+    result = verbatim("ask", "How do vaccines work?", "--index", seed_settings.index_dir)
+    assert result.returncode == 0
+    assert result.stdout.startswith("The articles don't seem to answer this.")
+    assert "**" not in result.stdout  # nothing is marked as an answer
+
+
+def test_bad_k_is_a_clear_error_with_exit_code_2(seed_settings):
+    result = verbatim("ask", "Who?", "--index", seed_settings.index_dir, "-k", 0)
+    assert result.returncode == 2
+    assert "error: k must be > 0, got 0" in result.stderr
+
+
+def test_index_on_an_empty_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "empty.txt").write_text("")
+    result = verbatim("index", "--corpus", tmp_path / "corpus", "--index", tmp_path / "index")
+    assert result.returncode == 2
+    assert "no readable articles" in result.stderr and "empty.txt: empty file" in result.stderr
+
+
+def test_index_without_an_index_asks_to_build(tmp_path):
+    result = verbatim("ask", "Who?", "--index", tmp_path / "nothing")
+    assert result.returncode == 2
+    assert "python -m qa index" in result.stderr
