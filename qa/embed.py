@@ -12,6 +12,8 @@ import numpy as np
 from qa.config import BUNDLED_MODEL, Settings
 from qa.errors import ConfigError
 
+# Up to this many texts is a query: encoded on one thread (see _encode_block).
+QUERY_TEXTS = 8
 # Progress callback: (texts done, texts total).
 OnProgress = Callable[[int, int], None]
 
@@ -98,6 +100,9 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length)
         self.precision = precision
         self.batch_size = batch_size
+        import torch
+
+        self.threads = torch.get_num_threads()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -111,6 +116,10 @@ class SentenceTransformerEmbedder:
     def _encode_block(self, texts: list[str]) -> np.ndarray:
         import torch
 
+        # A question or two runs on one thread: on 2 cores that is as fast, and when the
+        # machine is busy a second OpenMP thread spin-waiting on a descheduled peer made
+        # one query 20-50x slower (bench/README "Speed"). Batches use every core.
+        torch.set_num_threads(1 if len(texts) <= QUERY_TEXTS else self.threads)
         with torch.inference_mode(), torch.autocast(
             "cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"
         ):
@@ -124,14 +133,18 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Blocks large enough for length-sorted batching, small enough for steady progress.
+        # Longest first over the whole input, not per block: batches then hold texts of
+        # nearly one length, so little compute goes to padding (sentence-transformers sorts
+        # only within one call). Blocks keep progress steady; rows go back in input order.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         block = self.batch_size * 16
-        parts = []
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), block):
-            parts.append(self._encode_block(texts[start:start + block]))
+            rows = order[start:start + block]
+            out[rows] = self._encode_block([texts[i] for i in rows])
             if on_progress:
                 on_progress(min(start + block, len(texts)), len(texts))
-        return np.concatenate(parts)
+        return out
 
 
 def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:

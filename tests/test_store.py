@@ -47,7 +47,7 @@ def test_choose_factory_is_exact_up_to_the_limit():
 @pytest.mark.parametrize("count", [100_000, 1_000_000, 10_000_000])
 def test_choose_factory_ivf_lists_grow_like_sqrt(count):
     nlist = ivf_lists(count)
-    assert choose_factory(count) == f"IVF{nlist},Flat"
+    assert choose_factory(count) == f"IVF{nlist},{store.IVF_CODEC}"
     assert nlist & (nlist - 1) == 0  # a power of two
     target = store.IVF_LISTS_PER_SQRT * count ** 0.5
     assert target / 1.5 <= nlist <= target * 1.5
@@ -162,9 +162,37 @@ def test_hnsw_override_builds_searches_and_loads(tmp_path):
     assert set(ids.ravel()) - {-1} <= set(allowed.tolist())
 
 
-def test_vectors_are_memory_mapped(tmp_path):
-    x = clustered(100)
+def test_vector_rows_are_read_on_demand_like_an_array(tmp_path):
+    x = np.random.default_rng(0).standard_normal((500, 6)).astype(np.float16)
     save_vectors(tmp_path / "v.npy", x)
-    loaded = load_vectors(tmp_path / "v.npy")
-    assert isinstance(loaded, np.memmap)
-    assert np.array_equal(loaded, x)
+    rows = load_vectors(tmp_path / "v.npy")
+    assert rows.shape == x.shape and rows.dtype == x.dtype and len(rows) == 500
+    assert str(tmp_path / "v.npy") not in mapped_files()  # read with pread, never mapped
+    assert np.array_equal(rows[7], x[7]) and np.array_equal(rows[-1], x[-1])
+    assert np.array_equal(rows[10:20], x[10:20]) and np.array_equal(rows[490:900], x[490:900])
+    assert np.array_equal(rows[::9], x[::9])
+    for ids in ([3, 1, 1, 499, 2, 0], np.array([4, 5, 6, 100]), [], [-2]):
+        assert np.array_equal(rows[ids], x[ids])
+    assert np.array_equal(rows[[1, 2], 3], x[[1, 2], 3]) and np.array_equal(rows[4, 1:3], x[4, 1:3])
+    assert np.array_equal(np.asarray(rows), x)
+    assert np.asarray(rows[0:3], dtype=np.float32).dtype == np.float32
+    with pytest.raises(IndexError):
+        rows[500]
+    with pytest.raises(IndexError):
+        rows[[0, 500]]
+
+
+def test_vector_rows_survive_the_file_being_deleted(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    save_vectors(tmp_path / "v.npy", x)
+    rows = load_vectors(tmp_path / "v.npy")
+    (tmp_path / "v.npy").unlink()  # an old generation removed while a reader still has it
+    assert np.array_equal(rows[1:3], x[1:3])
+
+
+def test_truncated_vector_file_is_a_clear_error(tmp_path):
+    save_vectors(tmp_path / "v.npy", np.ones((100, 8), np.float32))
+    data = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "v.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        load_vectors(tmp_path / "v.npy")
