@@ -150,6 +150,14 @@ def test_threads_get_their_own_buffers(corpus):
 def test_top_k_orders_by_score_then_id():
     scores = np.array([1.0, 3.0, 3.0, 0.0, 2.0], np.float32)
     ids = np.array([10, 7, 3, 1, 5])
-    got_scores, got_ids = top_k(scores, ids, 3)
+    got_scores, got_ids = top_k(scores, 3, ids)
     assert got_ids.tolist() == [3, 7, 5] and got_scores.tolist() == [3.0, 3.0, 2.0]
-    assert top_k(scores, ids, 10)[1].tolist() == [3, 7, 5, 10]  # zero scores dropped
+    assert top_k(scores, 10, ids)[1].tolist() == [3, 7, 5, 10]  # zero scores dropped
+    assert top_k(scores, 2)[1].tolist() == [1, 2]  # positions when no ids are given
+
+
+def test_top_k_ties_at_the_boundary_go_to_the_lowest_ids():
+    scores = np.array([1.0] * 50 + [2.0] + [1.0] * 50, np.float32)
+    assert top_k(scores, 3)[1].tolist() == [50, 0, 1]
+    ids = np.arange(101)[::-1].copy()
+    assert top_k(scores, 3, ids)[1].tolist() == [50, 0, 1]
