@@ -106,7 +106,7 @@ def read_html(path: Path, rel: str) -> Iterator[Document]:
         title=title,
         paragraphs=tuple(clean.line_paragraphs(text)),
         source=rel,
-        date=getattr(doc, "date", None),
+        date=clean.normalize_date(getattr(doc, "date", None)),
         url=getattr(doc, "url", None),
     )
 
@@ -136,7 +136,7 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
             title=str(title).strip(),
             paragraphs=tuple(paragraphs),
             source=rel,
-            date=record.get("date"),
+            date=clean.normalize_date(record.get("date")),
             url=record.get("url"),
         )
 

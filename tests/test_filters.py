@@ -1,0 +1,56 @@
+"""search() filters by article and date, through FAISS selectors and BM25 masks."""
+import json
+
+import pytest
+
+from qa.build import build_index
+from qa.config import Settings
+from qa.retriever import Filters, Retriever
+
+ARTICLES = [
+    {"id": "port", "title": "Port strike ends", "date": "2025-03-14",
+     "text": "Dock workers ended the strike at the port after nine days."},
+    {"id": "chips", "title": "Chip alliance formed", "date": "2025-07-28",
+     "text": "Chip makers formed an alliance to share designs. The port of Shanghai hosted it."},
+    {"id": "rates", "title": "Rates rise", "date": "2025-09-01",
+     "text": "The central bank raised rates; the port authority said costs would rise."},
+]
+
+
+@pytest.fixture(params=["fake", "real"])
+def retriever(request, tmp_path, fake_embedder):
+    embedder = fake_embedder if request.param == "fake" else request.getfixturevalue(
+        "real_embedder")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "news.jsonl").write_text("".join(json.dumps(a) + "\n" for a in ARTICLES))
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    build_index(settings, embedder)
+    return Retriever(settings, embedder)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_unfiltered_search_sees_every_article(retriever, mode):
+    hits = retriever.search("port", k=10, mode=mode)
+    assert {h.passage.article_id for h in hits} == {"port", "chips", "rates"}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_filter_by_article_id_or_title(retriever, mode):
+    by_id = retriever.search("port", k=10, mode=mode, filters=Filters(articles=("chips",)))
+    by_title = retriever.search("port", k=10, mode=mode,
+                                filters=Filters(articles=("rates rise", "Port strike ends")))
+    assert {h.passage.article_id for h in by_id} == {"chips"}
+    assert {h.passage.article_id for h in by_title} == {"rates", "port"}
+
+
+def test_filter_by_date_range(retriever):
+    hits = retriever.search("port", k=10, filters=Filters(date_from="2025-07-01",
+                                                          date_to="2025-08-31"))
+    assert [h.passage.article_id for h in hits] == ["chips"]
+    later = retriever.search("port", k=10, filters=Filters(date_from="2025-08-01"))
+    assert {h.passage.article_id for h in later} == {"rates"}
+
+
+def test_a_filter_that_matches_nothing_finds_nothing(retriever):
+    assert retriever.search("port", k=5, filters=Filters(articles=("no-such",))) == []
