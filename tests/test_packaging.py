@@ -1,0 +1,35 @@
+"""`pip install .` works and pins the same versions as requirements.txt."""
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+from conftest import ROOT
+
+
+def pins(lines):
+    return {re.split(r"==", line)[0].lower(): line for line in lines if "==" in line}
+
+
+def test_pyproject_dependencies_are_pinned_like_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = pins(l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+                        if l.strip() and not l.startswith("#"))
+    for dependency in project["dependencies"]:
+        name = dependency.split("==")[0].lower()
+        assert requirements.get(name) == dependency, f"{dependency} vs requirements.txt"
+    assert "torch==2.13.0" in project["dependencies"]
+
+
+def test_wheel_has_the_package_and_the_verbatim_command(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("verbatim_qa-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "qa/retriever.py" in names and "qa/__main__.py" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "verbatim = qa.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
