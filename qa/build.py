@@ -192,16 +192,19 @@ def _embed(
         sentence_embedding_text(c, a.text, s) for a in fresh for c in chunks[a.id]
         for s in c.sentences
     ]
-    # Overlapping passages share sentences: embed each distinct sentence once.
-    unique = list(dict.fromkeys(sentence_texts))
+    # Embed each distinct text once: overlapping passages share sentences, and a
+    # one-sentence passage reads exactly like its sentence.
+    passage_row = {text: i for i, text in enumerate(passage_texts)}
+    unique = [t for t in dict.fromkeys(sentence_texts) if t not in passage_row]
     total = len(passage_texts) + len(unique)
     vectors = embedder.encode(passage_texts, lambda done, _: progress("embed", done, total))
     _pause_for_tests("embed")
     unique_vectors = embedder.encode(
         unique, lambda done, _: progress("embed", len(passage_texts) + done, total)
     )
-    row = {text: i for i, text in enumerate(unique)}
-    sentence_vectors = unique_vectors[np.asarray([row[t] for t in sentence_texts], dtype=np.int64)]
+    pool = np.concatenate([vectors, unique_vectors]) if len(unique) else vectors
+    row = {**{t: len(passage_texts) + i for i, t in enumerate(unique)}, **passage_row}
+    sentence_vectors = pool[np.asarray([row[t] for t in sentence_texts], dtype=np.int64)]
     return chunks, vectors, sentence_vectors, len(unique)
 
 
