@@ -72,22 +72,35 @@ class Retriever:
         self._expected = expected_for(embedder, chunk_settings_for(settings, embedder))
         self._lock = threading.Lock()
         self._generation: Generation | None = None
+        self._refused: str | None = None
         self.refresh()
 
     # -- the live generation -------------------------------------------------------
     def refresh(self) -> bool:
         """Switch to the generation CURRENT names, if it changed. True if it switched.
 
-        Searches already running keep the generation object they started with.
+        Searches already running keep the generation object they started with. A new
+        generation is opened outside the lock, so searches never wait for a switch.
+
+        Raises:
+            IndexCorruptError, IndexMismatchError: CURRENT names a generation that cannot
+                be served (raised once per name; later calls keep the old generation).
         """
         name = layout.read_current(self.settings.index_dir)
-        with self._lock:
-            if self._generation is not None and self._generation.name == name:
-                return False
+        live = self._generation
+        if live is not None and name in (live.name, self._refused):
+            return False
+        try:
             generation = Generation.open(self.settings.index_dir / name, self._expected)
-            self._generation = generation
-            log.info("serving index generation %s", name)
-            return True
+        except QAError:
+            self._refused = name  # re-checking a damaged generation on every search is waste
+            raise
+        with self._lock:
+            if self._generation is live:  # another thread may have switched meanwhile
+                self._generation = generation
+        self._refused = None
+        log.info("serving index generation %s", name)
+        return True
 
     @property
     def generation(self) -> Generation:
