@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from qa import layout
 from qa.config import MODES, PRECISIONS, Settings
 from qa.errors import QAError
 from qa.types import Answer, Quote
@@ -60,6 +61,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     from qa.embed import load_embedder
 
     settings = _settings(args)
+    # Say "another build is running" now, not after seconds of loading the model; the
+    # build takes the lock for real (and may still wait for it) below.
+    with layout.build_lock(settings.index_dir, args.wait):
+        pass
     embedder = load_embedder(settings)
     bars: dict[str, tqdm] = {}
 
