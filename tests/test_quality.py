@@ -37,7 +37,7 @@ def test_seed_dev_set_all_answered_none_of_the_off_topic(tmp_path):
 
 
 def test_squad_slice_keeps_its_floors(tmp_path):
-    # Three articles and every question about them: a few hundred questions, minutes.
+    # Three articles and every other question about them: hundreds of questions, a minute.
     articles = read_jsonl(EVAL / "squad-dev" / "articles.jsonl")[:3]
     titles = {a["title"] for a in articles}
     (tmp_path / "articles.jsonl").write_text("".join(json.dumps(a) + "\n" for a in articles))
@@ -45,8 +45,9 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::2]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
+    # Measured: 784 questions, recall@1 0.860, recall@5 0.982, mrr@10 0.912, highlight 0.769.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.85
+    assert m["recall_at_1"] >= 0.84
     assert m["recall_at_5"] >= 0.97
-    assert m["mrr_at_10"] >= 0.90
-    assert m["highlight_at_1"] >= 0.72
+    assert m["mrr_at_10"] >= 0.89
+    assert m["highlight_at_1"] >= 0.74
