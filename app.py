@@ -179,6 +179,9 @@ class Page:
             message = "⚠️ Another build is running; try again when it has finished."
         except QAError as exc:
             message = f"⚠️ Rebuild failed: {render.esc(exc)}"
+        elif report.up_to_date:
+            message = (f"Nothing to rebuild: the index already has these **{report.articles}** "
+                       f"articles ({report.passages} passages).")
         else:
             message = (
                 f"Rebuilt: **{report.articles}** articles, **{report.passages}** passages "

@@ -280,7 +280,7 @@ def build_index(
         progress("read", len(corpus.articles), len(corpus.articles))
 
         def report(name: str, passages: int, embedded: tuple[int, int] = (0, 0),
-                   up_to_date: bool = False) -> BuildReport:
+                   up_to_date: bool = False, before: str | None = live) -> BuildReport:
             old, new = plan.old_hashes, plan.hashes
             return BuildReport(
                 generation=name, articles=len(corpus.articles), passages=passages,
@@ -290,15 +290,18 @@ def build_index(
                 reembedded=sum(1 for a in plan.fresh if old.get(a.id) == new[a.id]),
                 embedded_passages=embedded[0], embedded_sentences=embedded[1],
                 skipped=corpus.skipped, seconds=time.perf_counter() - started,
-                previous=live, up_to_date=up_to_date,
+                previous=before, up_to_date=up_to_date,
             )
 
         if (previous is not None and not plan.fresh and not plan.removed
                 and previous.manifest.get("corpus_dir") == _corpus_dir(settings)
                 and (settings.index_factory is None
                      or previous.manifest["faiss"]["factory"] == settings.index_factory)):
-            layout.remove_stale(index_dir, keep=(live, previous.manifest.get("previous")))
-            return report(live, previous.manifest["counts"]["passages"], up_to_date=True)
+            # Nothing to build: the live generation stays, and so does the one before it.
+            before = previous.manifest.get("previous")
+            layout.remove_stale(index_dir, keep=(live, before))
+            return report(live, previous.manifest["counts"]["passages"], up_to_date=True,
+                          before=before)
 
         chunks, fresh_vectors, fresh_sentences, unique_sentences = _embed(
             embedder, plan.fresh, chunking, progress
