@@ -179,11 +179,10 @@ class Page:
             message = "⚠️ Another build is running; try again when it has finished."
         except QAError as exc:
             message = f"⚠️ Rebuild failed: {render.esc(exc)}"
-        elif report.up_to_date:
-            message = (f"Nothing to rebuild: the index already has these **{report.articles}** "
-                       f"articles ({report.passages} passages).")
         else:
             message = (
+                f"Nothing to rebuild: the index already has these **{report.articles}** "
+                f"articles ({report.passages} passages)." if report.up_to_date else
                 f"Rebuilt: **{report.articles}** articles, **{report.passages}** passages "
                 f"({report.added} added, {report.changed} changed, {report.removed} removed, "
                 f"{report.kept} unchanged) in {report.seconds:.1f} s. The chat now answers "
