@@ -193,12 +193,13 @@ class Retriever:
         if mode != "bm25":
             _, dense_ids = generation.dense.search(query_vectors, n, allowed)
         for row, i in enumerate(asked):
-            lexical_scores, lexical_ids = generation.lexical.search(cleaned[i], n, allowed)
             candidates = [] if dense_ids is None else [int(x) for x in dense_ids[row] if x >= 0]
+            lexical_by_id: dict[int, float] = {}
             if mode != "dense":
+                lexical_scores, lexical_ids = generation.lexical.search(cleaned[i], n, allowed)
                 candidates += [int(x) for x in lexical_ids]
+                lexical_by_id = dict(zip(lexical_ids.tolist(), lexical_scores.tolist()))
             candidates = list(dict.fromkeys(candidates))
-            lexical_by_id = dict(zip(lexical_ids.tolist(), lexical_scores.tolist()))
             results[i] = self._rank(
                 generation, cleaned[i], query_vectors[row], candidates, lexical_by_id, mode, k
             )
