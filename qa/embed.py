@@ -119,14 +119,21 @@ class SentenceTransformerEmbedder:
         # A question or two runs on one thread: on 2 cores that is as fast, and when the
         # machine is busy a second OpenMP thread spin-waiting on a descheduled peer made
         # one query 20-50x slower (bench/README "Speed"). Batches use every core.
-        torch.set_num_threads(1 if len(texts) <= QUERY_TEXTS else self.threads)
-        with torch.inference_mode(), torch.autocast(
-            "cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        ):
-            vectors = self._model.encode(
-                texts, batch_size=self.batch_size, convert_to_numpy=True,
-                normalize_embeddings=False, show_progress_bar=False,
-            )
+        threads, previous = (1 if len(texts) <= QUERY_TEXTS else self.threads), None
+        if threads != torch.get_num_threads():
+            previous = torch.get_num_threads()
+            torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode(), torch.autocast(
+                "cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"
+            ):
+                vectors = self._model.encode(
+                    texts, batch_size=self.batch_size, convert_to_numpy=True,
+                    normalize_embeddings=False, show_progress_bar=False,
+                )
+        finally:
+            if previous is not None:  # the setting is process-wide: leave it as found
+                torch.set_num_threads(previous)
         return _normalise(vectors.astype(np.float32))
 
     def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:

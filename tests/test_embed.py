@@ -46,3 +46,21 @@ def test_bf16_vectors_are_close_to_fp32(real_embedder, bf16_embedder):
     cosines = np.sum(fp32 * bf16, axis=1)
     assert cosines.min() >= 0.99, cosines
     assert not np.array_equal(fp32, bf16)  # bf16 really ran (else this test proves nothing)
+
+
+def test_a_query_runs_on_one_thread_and_leaves_the_setting_as_found(real_embedder, monkeypatch):
+    import torch
+
+    seen = []
+    inner = real_embedder._model.encode
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(real_embedder._model, "encode", spy)
+    before = torch.get_num_threads()
+    real_embedder.encode(["one question?"])
+    real_embedder.encode(seed_sentences(20))
+    assert seen == [1, real_embedder.threads]
+    assert torch.get_num_threads() == before

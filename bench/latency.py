@@ -1,0 +1,187 @@
+"""End-to-end query latency (question -> Retriever.answer with highlights) by index size.
+
+Each size runs in its own process (so its peak memory is its own) over a synthetic
+generation from bench/synthetic.py (real squad-dev passages and vectors, repeated with
+noisy vectors up to the size). Questions are real squad-dev questions, asked one at a time
+as a user would. Reported per size: load time, p50/p99 of the whole answer and of its
+parts (question embedding, FAISS, BM25, SQLite fetch, the rest: scoring, highlights),
+a filtered query's p50, peak memory (ru_maxrss, plus the anonymous/file-backed split at
+the end), index size on disk, and recall@10 of the hybrid ranking against the same ranking
+with an exact FAISS index.
+
+    python bench/latency.py                          # 10k, 100k, 1M passages, hybrid
+    python bench/latency.py --sizes 10000 --mode dense --questions 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import (  # noqa: I001
+    ROOT, folder_mb, load_average, peak_rss_mb, percentile, questions, rss_breakdown_mb,
+    save_result, table,
+)
+
+from qa.store import choose_factory  # noqa: E402
+
+STAGES = ("embed", "faiss", "bm25", "sqlite")
+
+
+class _Timer:
+    """Wraps a method and adds its wall time to a per-question tally."""
+
+    def __init__(self, tally: dict[str, float], name: str, fn):
+        self.tally, self.name, self.fn = tally, name, fn
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.tally[self.name] = self.tally.get(self.name, 0.0) + time.perf_counter() - start
+
+
+def worker(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    import synthetic
+
+    index_dir = synthetic.build(args.size, factory=args.faiss or choose_factory(args.size),
+                                quiet=True)
+    from qa.config import Settings
+    from qa.embed import SentenceTransformerEmbedder
+    from qa.retriever import Filters, Retriever
+
+    load_start = time.perf_counter()
+    embedder = SentenceTransformerEmbedder(precision=args.precision)
+    settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision)
+    retriever = Retriever(settings, embedder)
+    generation = retriever.generation
+    load_s = time.perf_counter() - load_start
+    rss_after_load = rss_breakdown_mb()
+
+    tally: dict[str, float] = {}
+    embedder.encode = _Timer(tally, "embed", embedder.encode)
+    generation.dense.search = _Timer(tally, "faiss", generation.dense.search)
+    generation.lexical.search = _Timer(tally, "bm25", generation.lexical.search)
+    generation.db.passages_with_rows = _Timer(tally, "sqlite", generation.db.passages_with_rows)
+
+    asked = [q["question"] for q in questions(args.questions + 10)]
+    for question in asked[:10]:  # warm-up: first calls pay for lazy imports and caches
+        retriever.answer(question)
+    times, parts = [], {s: [] for s in STAGES}
+    for question in asked[10:]:
+        tally.clear()
+        start = time.perf_counter()
+        answer = retriever.answer(question)
+        times.append((time.perf_counter() - start) * 1000)
+        assert answer.quotes or answer.closest
+        for stage in STAGES:
+            parts[stage].append(tally.get(stage, 0.0) * 1000)
+    rest = [t - sum(parts[s][i] for s in STAGES) for i, t in enumerate(times)]
+
+    # A filtered question: articles of one year (~1/3 of the copies above 1 year's worth).
+    filters = Filters(date_from="2001-01-01", date_to="2001-12-31")
+    filtered = []
+    for question in asked[10:10 + min(50, args.questions)]:
+        start = time.perf_counter()
+        retriever.answer(question, filters=filters)
+        filtered.append((time.perf_counter() - start) * 1000)
+
+    peak = peak_rss_mb()
+    rss_end = rss_breakdown_mb()
+
+    # Recall@10 of the final ranking against the same ranking over an exact index.
+    recall = None
+    if args.recall and args.mode != "bm25":
+        from qa.store import DenseIndex
+
+        exact = DenseIndex.build(generation.vectors, "Flat")
+        check = asked[10:10 + args.recall]
+        approx_ids = [[h.passage.id for h in retriever.search(q, 10)] for q in check]
+        generation.dense = exact
+        exact_ids = [[h.passage.id for h in retriever.search(q, 10)] for q in check]
+        recall = float(np.mean([len(set(a) & set(e)) / max(len(e), 1)
+                                for a, e in zip(approx_ids, exact_ids)]))
+
+    return {
+        "size": args.size, "mode": args.mode, "precision": args.precision,
+        "faiss": generation.manifest["faiss"]["factory"],
+        "dense": generation.dense.description if recall is None else None,
+        "questions": len(times), "load_s": load_s, "process_s": time.perf_counter() - started,
+        "p50": percentile(times, 50), "p99": percentile(times, 99),
+        "parts_p50": {s: percentile(parts[s], 50) for s in STAGES},
+        "parts_p99": {s: percentile(parts[s], 99) for s in STAGES},
+        "rest_p50": percentile(rest, 50), "rest_p99": percentile(rest, 99),
+        "filtered_p50": percentile(filtered, 50), "filtered_p99": percentile(filtered, 99),
+        "peak_rss_mb": peak, "rss_after_load": rss_after_load, "rss_end": rss_end,
+        "disk_mb": folder_mb(index_dir), "recall10": recall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "bm25"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--faiss", help="FAISS factory (default: store.choose_factory)")
+    parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--recall", type=int, default=200,
+                        help="questions for hybrid recall@10 vs exact (0: skip)")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        args.size = args.worker
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return
+
+    print(load_average(), flush=True)
+    results = []
+    for size in args.sizes:
+        import synthetic
+
+        synthetic.build(size, factory=args.faiss or choose_factory(size))  # outside the worker
+        command = [sys.executable, str(Path(__file__)), "--worker", str(size), "--mode",
+                   args.mode, "--precision", args.precision, "--questions", str(args.questions),
+                   "--recall", str(args.recall)] + (["--faiss", args.faiss] if args.faiss else [])
+        out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+        if out.returncode or not lines:
+            print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"worker for {size} failed")
+        result = json.loads(lines[-1][len("RESULT "):])
+        results.append(result)
+        print(f"{size:,}: p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
+              f"peak {result['peak_rss_mb']:,.0f} MiB", flush=True)
+
+    print()
+    print(f"mode {args.mode}, {args.precision}, {args.questions} questions; {load_average()}")
+    print(table(
+        ["passages", "faiss", "p50 ms", "p99 ms", "filtered p50", "recall@10 vs exact",
+         "load s", "peak RSS MiB", "disk MiB"],
+        [[f"{r['size']:,}", r["faiss"], r["p50"], r["p99"], r["filtered_p50"],
+          "-" if r["recall10"] is None else f"{r['recall10']:.3f}", r["load_s"],
+          r["peak_rss_mb"], r["disk_mb"]] for r in results],
+    ))
+    print()
+    print("p50 / p99 ms of the parts of one answer:")
+    print(table(
+        ["passages", *[f"{s}" for s in STAGES], "rest"],
+        [[f"{r['size']:,}",
+          *[f"{r['parts_p50'][s]:.1f} / {r['parts_p99'][s]:.1f}" for s in STAGES],
+          f"{r['rest_p50']:.1f} / {r['rest_p99']:.1f}"] for r in results],
+    ))
+    print()
+    print("memory at the end (MiB): " + "; ".join(
+        f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
+        f"file-backed {r['rss_end'].get('RssFile', 0):,.0f}" for r in results))
+    save_result(f"latency-{args.mode}-{args.precision}", {"results": results})
+
+
+if __name__ == "__main__":
+    main()
