@@ -30,13 +30,15 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def questions(limit: int | None = None, path: Path = SQUAD_QUESTIONS) -> list[dict]:
-    """Real questions, spread over the whole file (every n-th) when `limit` is given."""
+def questions(limit: int | None = None, path: Path = SQUAD_QUESTIONS,
+              offset: int = 0) -> list[dict]:
+    """Real questions, spread over the whole file (every n-th, from `offset`) when `limit`
+    is given."""
     rows = read_jsonl(path)
     if limit is None or limit >= len(rows):
         return rows
     step = len(rows) / limit
-    return [rows[int(i * step)] for i in range(limit)]
+    return [rows[(int(i * step) + offset) % len(rows)] for i in range(limit)]
 
 
 def percentile(values: Sequence[float], q: float) -> float:

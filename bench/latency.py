@@ -30,7 +30,7 @@ from common import (  # noqa: I001
 
 from qa.store import choose_factory  # noqa: E402
 
-STAGES = ("embed", "faiss", "bm25", "sqlite")
+STAGES = ("embed", "faiss", "bm25", "sqlite", "vectors")
 
 
 class _Timer:
@@ -45,6 +45,24 @@ class _Timer:
             return self.fn(*args, **kwargs)
         finally:
             self.tally[self.name] = self.tally.get(self.name, 0.0) + time.perf_counter() - start
+
+
+class _TimedRows:
+    """A vector file whose row reads add to the tally (under "vectors")."""
+
+    def __init__(self, tally: dict[str, float], rows) -> None:
+        self._tally, self._rows = tally, rows
+        self.shape, self.dtype = rows.shape, rows.dtype
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, key):
+        start = time.perf_counter()
+        try:
+            return self._rows[key]
+        finally:
+            self._tally["vectors"] = self._tally.get("vectors", 0.0) + time.perf_counter() - start
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -71,11 +89,34 @@ def worker(args: argparse.Namespace) -> dict:
     generation.lexical.search = _Timer(tally, "bm25", generation.lexical.search)
     generation.db.passages_with_rows = _Timer(tally, "sqlite", generation.db.passages_with_rows)
 
-    asked = [q["question"] for q in questions(args.questions + 10)]
-    for question in asked[:10]:  # warm-up: first calls pay for lazy imports and caches
-        retriever.answer(question)
+    if args.prefetch:
+        # A proposed retriever change, measured without editing the retriever: once the
+        # candidates' rows are known, ask for all their vector rows at once.
+        fetch = generation.db.passages_with_rows
+
+        def passages_with_rows(ids):
+            stored = fetch(ids)
+            generation.sentence_vectors.prefetch(
+                [(first, first + len(p.sentences)) for p, first in stored.values()])
+            generation.vectors.prefetch([(i, i + 1) for i in stored])
+            return stored
+
+        generation.db.passages_with_rows = passages_with_rows
+    generation.vectors = _TimedRows(tally, generation.vectors)
+    generation.sentence_vectors = _TimedRows(tally, generation.sentence_vectors)
+
+    # Warm-up on other questions than the timed ones, as a server that has been answering
+    # for a while: lazy imports done, the IVF lists and common posting lists in the page
+    # cache; the timed questions' own passages and sentences are still read cold.
+    everything = [q["question"] for q in questions(args.questions + args.warmup,
+                                                   offset=args.offset)]
+    warm = set(range(0, len(everything), max(1, len(everything) // max(args.warmup, 1))))
+    warm = set(list(warm)[: args.warmup])
+    asked = [q for i, q in enumerate(everything) if i not in warm]
+    for i in sorted(warm):
+        retriever.answer(everything[i])
     times, parts = [], {s: [] for s in STAGES}
-    for question in asked[10:]:
+    for question in asked:
         tally.clear()
         start = time.perf_counter()
         answer = retriever.answer(question)
@@ -88,7 +129,7 @@ def worker(args: argparse.Namespace) -> dict:
     # A filtered question: articles of one year (~1/3 of the copies above 1 year's worth).
     filters = Filters(date_from="2001-01-01", date_to="2001-12-31")
     filtered = []
-    for question in asked[10:10 + min(50, args.questions)]:
+    for question in asked[:min(50, args.questions)]:
         start = time.perf_counter()
         retriever.answer(question, filters=filters)
         filtered.append((time.perf_counter() - start) * 1000)
@@ -101,8 +142,8 @@ def worker(args: argparse.Namespace) -> dict:
     if args.recall and args.mode != "bm25":
         from qa.store import DenseIndex
 
-        exact = DenseIndex.build(generation.vectors, "Flat")
-        check = asked[10:10 + args.recall]
+        exact = DenseIndex.build(np.asarray(generation.vectors._rows), "Flat")
+        check = asked[:args.recall]
         approx_ids = [[h.passage.id for h in retriever.search(q, 10)] for q in check]
         generation.dense = exact
         exact_ids = [[h.passage.id for h in retriever.search(q, 10)] for q in check]
@@ -131,6 +172,11 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--faiss", help="FAISS factory (default: store.choose_factory)")
     parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100, help="other questions asked first")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="shift the question sample (fresh questions: cold rows)")
+    parser.add_argument("--prefetch", action="store_true",
+                        help="prefetch candidates' vector rows (a proposed retriever change)")
     parser.add_argument("--recall", type=int, default=200,
                         help="questions for hybrid recall@10 vs exact (0: skip)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -148,7 +194,10 @@ def main() -> None:
         synthetic.build(size, factory=args.faiss or choose_factory(size))  # outside the worker
         command = [sys.executable, str(Path(__file__)), "--worker", str(size), "--mode",
                    args.mode, "--precision", args.precision, "--questions", str(args.questions),
-                   "--recall", str(args.recall)] + (["--faiss", args.faiss] if args.faiss else [])
+                   "--warmup", str(args.warmup), "--offset", str(args.offset),
+                   "--recall", str(args.recall)]
+        command += ["--faiss", args.faiss] if args.faiss else []
+        command += ["--prefetch"] if args.prefetch else []
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
         if out.returncode or not lines:
@@ -160,7 +209,8 @@ def main() -> None:
               f"peak {result['peak_rss_mb']:,.0f} MiB", flush=True)
 
     print()
-    print(f"mode {args.mode}, {args.precision}, {args.questions} questions; {load_average()}")
+    print(f"mode {args.mode}, {args.precision}, {args.questions} questions after {args.warmup} "
+          f"others{', candidate rows prefetched' if args.prefetch else ''}; {load_average()}")
     print(table(
         ["passages", "faiss", "p50 ms", "p99 ms", "filtered p50", "recall@10 vs exact",
          "load s", "peak RSS MiB", "disk MiB"],
@@ -180,7 +230,8 @@ def main() -> None:
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
         f"file-backed {r['rss_end'].get('RssFile', 0):,.0f}" for r in results))
-    save_result(f"latency-{args.mode}-{args.precision}", {"results": results})
+    save_result(f"latency-{args.mode}-{args.precision}" + ("-prefetch" if args.prefetch else ""),
+                {"results": results})
 
 
 if __name__ == "__main__":

@@ -52,15 +52,34 @@ def test_a_query_runs_on_one_thread_and_leaves_the_setting_as_found(real_embedde
     import torch
 
     seen = []
-    inner = real_embedder._model.encode
 
-    def spy(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return inner(*args, **kwargs)
+    def spy(inner):
+        def wrapper(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return inner(*args, **kwargs)
+        return wrapper
 
-    monkeypatch.setattr(real_embedder._model, "encode", spy)
+    monkeypatch.setattr(real_embedder, "_encode_direct", spy(real_embedder._encode_direct))
+    monkeypatch.setattr(real_embedder._model, "encode", spy(real_embedder._model.encode))
     before = torch.get_num_threads()
     real_embedder.encode(["one question?"])
     real_embedder.encode(seed_sentences(20))
     assert seen == [1, real_embedder.threads]
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_query_fast_path_gives_sentence_transformers_vectors(real_embedder, bf16_embedder,
+                                                              precision):
+    import torch
+
+    embedder = real_embedder if precision == "fp32" else bf16_embedder
+    assert embedder._direct is not None  # the bundled model is Transformer -> mean pooling
+    texts = ["Who leads the new chip alliance?", *seed_sentences(3)]
+    fast = embedder.encode(texts)  # <= QUERY_TEXTS: the direct path
+    with torch.inference_mode(), torch.autocast(
+        "cpu", dtype=torch.bfloat16, enabled=precision == "bf16"
+    ):
+        reference = embedder._model.encode(texts, convert_to_numpy=True,
+                                           normalize_embeddings=True)
+    assert np.min(np.sum(fast * reference.astype(np.float32), axis=1)) > 0.9999

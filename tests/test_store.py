@@ -196,3 +196,20 @@ def test_truncated_vector_file_is_a_clear_error(tmp_path):
     (tmp_path / "v.npy").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated"):
         load_vectors(tmp_path / "v.npy")
+
+
+def test_a_single_query_searches_on_one_thread_and_restores_the_setting(monkeypatch):
+    x = clustered(2000)
+    index = DenseIndex.build(x, "Flat")
+    seen = []
+    inner = index._index.search
+
+    def spy(*args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(index._index, "search", spy)
+    before = faiss.omp_get_max_threads()
+    index.search(x[:1], 5)
+    index.search(x[:50], 5)
+    assert seen == [1, before] and faiss.omp_get_max_threads() == before
