@@ -176,12 +176,9 @@ class Retriever:
         generation = self.generation
         allowed = None
         if filters is not None and filters.active:
-            allowed = np.asarray(
-                generation.db.passage_ids_where(
-                    article_ids=filters.articles, titles=filters.articles,
-                    date_from=filters.date_from, date_to=filters.date_to,
-                ),
-                dtype=np.int64,
+            allowed = generation.db.passage_ids_where(
+                article_ids=filters.articles, titles=filters.articles,
+                date_from=filters.date_from, date_to=filters.date_to,
             )
         asked = [i for i, q in enumerate(cleaned) if q]
         results: list[list[Hit]] = [[] for _ in cleaned]

@@ -54,3 +54,13 @@ def test_filter_by_date_range(retriever):
 
 def test_a_filter_that_matches_nothing_finds_nothing(retriever):
     assert retriever.search("port", k=5, filters=Filters(articles=("no-such",))) == []
+
+
+def test_filtered_ids_are_exactly_the_articles_passages(retriever):
+    db = retriever.generation.db
+    every = db.passages(list(range(retriever.generation.passage_count)))
+    for article in ("port", "chips", "rates"):
+        ids = db.passage_ids_where(article_ids=(article,))
+        assert ids.tolist() == sorted(p.id for p in every.values() if p.article_id == article)
+    assert db.passage_ids_where(date_from="2025-07-01").tolist() == sorted(
+        p.id for p in every.values() if p.article_id in ("chips", "rates"))
