@@ -108,9 +108,11 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        # verbose=False: counting a paragraph longer than the model reads is the point here
+        # (the chunker then splits it), not a mistake worth a warning.
         encoded = self._model.tokenizer(
             list(texts), add_special_tokens=False, return_attention_mask=False,
-            return_token_type_ids=False,
+            return_token_type_ids=False, verbose=False,
         )
         return [len(ids) for ids in encoded["input_ids"]]
 
