@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian's Chromium for the browser tests (never `playwright install`: no downloads here).
+# Debian's Chromium for the browser tests (Playwright's own browser download would fail here).
 browser:
 	@command -v chromium >/dev/null || { \
 		echo "installing Debian chromium for the browser tests"; \
