@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qa import layout
+from qa.answer import ABSTAIN_MESSAGE
 from qa.config import MODES, PRECISIONS, Settings
 from qa.errors import QAError
 from qa.types import Answer, Quote
@@ -40,7 +41,7 @@ def format_answer(answer: Answer, tty: bool) -> str:
     """The answer as a terminal reads it: numbered quotes, each with its citation."""
     lines = []
     if answer.abstained:
-        lines.append("The articles don't seem to answer this.")
+        lines.append(ABSTAIN_MESSAGE)
         if answer.closest:
             lines.append("Closest passages (not an answer):")
     elif not answer.quotes:

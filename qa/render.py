@@ -4,9 +4,9 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from qa.answer import ABSTAIN_MESSAGE as ABSTAIN_NOTE
 from qa.types import Answer, Quote, Span
 
-ABSTAIN_NOTE = "The articles don't seem to answer this."
 NOT_AN_ANSWER = "not an answer"
 EMPTY_NOTE = "Ask a question to get quotes."
 # How much text around the highlighted sentence a quote shows; the rest becomes "…".
