@@ -84,6 +84,7 @@ def to_quote(m: _Merged, margin: float) -> Quote:
     return Quote(
         text=m.text, article_id=p.article_id, title=p.title, source=p.source, date=p.date,
         start=m.start, end=m.end, score=round(m.rank_score, 4), highlights=highlights,
+        url=p.url,
     )
 
 

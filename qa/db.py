@@ -123,7 +123,7 @@ class PassageDB:
         rows = self._query(
             f"""SELECT p.id, p.article_id, a.title, a.source, a.date, p.start, p."end",
                        substr(a.text, p.start + 1, p."end" - p.start), p.context,
-                       p.first_sentence, p.sentence_count
+                       p.first_sentence, p.sentence_count, a.url
                 FROM passages p JOIN articles a ON a.id = p.article_id
                 WHERE p.id IN ({marks})""",
             [int(i) for i in ids],
@@ -135,7 +135,7 @@ class PassageDB:
                 Passage(
                     id=r[0], article_id=r[1], title=r[2], source=r[3], date=r[4], start=r[5],
                     end=r[6], text=r[7], context=r[8],
-                    sentences=tuple(spans[s] for s in range(r[9], r[9] + r[10])),
+                    sentences=tuple(spans[s] for s in range(r[9], r[9] + r[10])), url=r[11],
                 ),
                 r[9],
             )

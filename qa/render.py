@@ -109,7 +109,12 @@ def relevance_bar(score: float) -> str:
 
 def citation(quote: Quote) -> str:
     """Title, date and source of the article a quote comes from."""
-    parts = [f'<span class="vb-title">{esc(quote.title)}</span>']
+    title = esc(quote.title)
+    # Only web links: a feed's "url" is untrusted too (no javascript: or data: links).
+    if quote.url and quote.url.lower().startswith(("https://", "http://")):
+        title = (f'<a href="{esc(quote.url)}" target="_blank" rel="noopener noreferrer">'
+                 f"{title}</a>")
+    parts = [f'<span class="vb-title">{title}</span>']
     if quote.date:
         parts.append(f'<span class="vb-date">{esc(quote.date)}</span>')
     parts.append(f'<span class="vb-source">{esc(quote.source)}</span>')

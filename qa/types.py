@@ -42,6 +42,7 @@ class Passage:
     text: str
     context: str = ""
     sentences: tuple[Span, ...] = ()
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Quote:
     end: int
     score: float
     highlights: tuple[Span, ...] = ()
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,3 +83,12 @@ def test_highlight_skips_a_heading_and_marks_a_near_tie_too():
     ]
     only_best = pick_highlights(sentences, TEXT, 0, margin=0.0)
     assert [TEXT[s.start:s.end] for s in only_best] == ["Second sentence names the union."]
+
+
+def test_a_quote_carries_its_article_url():
+    from dataclasses import replace
+
+    h = hit(0, 40, 0.9, best=0)
+    h = replace(h, passage=replace(h.passage, url="https://example.org/story"))
+    answer = build_answer("ports?", [h], k=1, settings=Settings())
+    assert answer.quotes[0].url == "https://example.org/story"

@@ -9,6 +9,7 @@ from qa.retriever import Filters, Retriever
 
 ARTICLES = [
     {"id": "port", "title": "Port strike ends", "date": "2025-03-14",
+     "url": "https://example.org/port",
      "text": "Dock workers ended the strike at the port after nine days."},
     {"id": "chips", "title": "Chip alliance formed", "date": "2025-07-28",
      "text": "Chip makers formed an alliance to share designs. The port of Shanghai hosted it."},
@@ -64,3 +65,11 @@ def test_filtered_ids_are_exactly_the_articles_passages(retriever):
         assert ids.tolist() == sorted(p.id for p in every.values() if p.article_id == article)
     assert db.passage_ids_where(date_from="2025-07-01").tolist() == sorted(
         p.id for p in every.values() if p.article_id in ("chips", "rates"))
+
+
+def test_the_article_url_reaches_hits_and_quotes(retriever):
+    (hit,) = retriever.search("port", k=1, filters=Filters(articles=("port",)))
+    assert hit.passage.url == "https://example.org/port"
+    quotes = retriever.answer("dock workers strike", k=1,
+                              filters=Filters(articles=("port",))).quotes
+    assert all(q.url == "https://example.org/port" for q in quotes)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from qa.render import (
-    ABSTAIN_NOTE, NOT_AN_ANSWER, clean_spans, marked_text, relevance_bar, render_answer,
+    ABSTAIN_NOTE, NOT_AN_ANSWER, citation, clean_spans, marked_text, relevance_bar, render_answer,
     render_error, render_question, window,
 )
 from qa.types import Answer, Quote, Span
@@ -128,3 +128,11 @@ def test_abstention_without_closest():
 
 def test_blank_answer():
     assert "Ask a question" in render_answer(Answer("", ()))
+
+
+def test_a_web_url_links_the_title_and_other_schemes_do_not():
+    linked = citation(quote("Text.", url="https://example.org/a?x=1&y=\"2\""))
+    assert '<a href="https://example.org/a?x=1&amp;y=&quot;2&quot;"' in linked
+    assert 'rel="noopener noreferrer"' in linked
+    for bad in ("javascript:alert(1)", "data:text/html,<script>", None):
+        assert "<a " not in citation(quote("Text.", url=bad))
