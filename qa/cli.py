@@ -55,9 +55,31 @@ def format_answer(answer: Answer, tty: bool) -> str:
     return "\n".join(lines)
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class ProgressBars:
+    """A tqdm bar per build stage (on stderr), fed by build_index's on_progress."""
 
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self._bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self._bars.get(stage)
+        if bar is None:
+            unit = " texts" if stage == "embed" else " steps"
+            bar = self._bars[stage] = tqdm(total=total, desc=stage, unit=unit, leave=False,
+                                           disable=self.quiet)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+def cmd_index(args: argparse.Namespace) -> int:
     from qa.build import build_index
     from qa.embed import load_embedder
 
@@ -67,22 +89,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     with layout.build_lock(settings.index_dir, args.wait):
         pass
     embedder = load_embedder(settings)
-    bars: dict[str, tqdm] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit=" texts" if stage == "embed"
-                                     else " steps", leave=False, disable=args.quiet)
-        bar.total = total
-        bar.update(done - bar.n)
+    bars = ProgressBars(args.quiet)
 
     def build_once() -> None:
-        report = build_index(settings, embedder, full=args.full, on_progress=progress,
+        report = build_index(settings, embedder, full=args.full, on_progress=bars,
                              wait_seconds=args.wait)
-        for bar in bars.values():
-            bar.close()
-        bars.clear()
+        bars.close()
         for item in report.skipped:
             print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
         print(report.summary())
@@ -119,9 +131,25 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.eval import run_eval_command
+    from qa.eval import eval_index_dir, evaluate, prepare_retriever, read_questions
 
-    return run_eval_command(args, _settings(args))
+    settings = _settings(args)
+    index_dir = args.index or eval_index_dir(args.articles, settings)
+    settings = settings.replace(index_dir=index_dir, corpus_dir=args.articles)
+    questions = read_questions(args.questions)[: args.limit]
+    if args.unanswerable:
+        questions += read_questions(args.unanswerable)
+    bars = ProgressBars()
+    retriever = prepare_retriever(args.articles, settings, on_progress=bars)
+    bars.close()
+    metrics = evaluate(retriever, questions, mode=args.mode, progress=True)
+    if args.json:
+        print(json.dumps(asdict(metrics), indent=2))
+    else:
+        print(f"{args.questions} on {args.articles} (mode {args.mode or settings.mode}, "
+              f"index {index_dir})")
+        print(metrics.table())
+    return 0
 
 
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:

@@ -113,7 +113,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
-             k: int = 5) -> Metrics:
+             k: int = 5, progress: bool = False) -> Metrics:
     """Ask every question once; ranking metrics over search() hits, highlight over answer().
 
     Ranking and highlight metrics ignore abstention (they measure what was found);
@@ -126,6 +126,10 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
     marked: list[int] = []
     abstained_answerable = abstained_unanswerable = unanswerable = 0
     latencies: list[float] = []
+    if progress:  # to stderr, so --json output stays clean
+        from tqdm import tqdm
+
+        questions = tqdm(list(questions), desc="questions", unit=" q", leave=False)
     for question in questions:
         started = time.perf_counter()
         hits = retriever.search(question.question, max(KS), mode=mode)
@@ -167,30 +171,12 @@ def eval_index_dir(articles: Path, settings: Settings) -> Path:
     return Path(".verbatim-cache") / "eval" / f"{articles.stem}-{key}"
 
 
-def prepare_retriever(articles: Path, settings: Settings, embedder=None):
+def prepare_retriever(articles: Path, settings: Settings, embedder=None, on_progress=None):
     """Build (incrementally, so usually nothing is embedded) and open an eval index."""
     from qa.build import build_index
     from qa.embed import load_embedder
     from qa.retriever import Retriever
 
     embedder = embedder or load_embedder(settings)
-    build_index(settings.replace(corpus_dir=articles), embedder)
+    build_index(settings.replace(corpus_dir=articles), embedder, on_progress=on_progress)
     return Retriever(settings.replace(corpus_dir=articles), embedder)
-
-
-def run_eval_command(args, settings: Settings) -> int:
-    """`qa eval`: print the metrics table (or JSON)."""
-    index_dir = args.index or eval_index_dir(args.articles, settings)
-    settings = settings.replace(index_dir=index_dir, corpus_dir=args.articles)
-    retriever = prepare_retriever(args.articles, settings)
-    questions = read_questions(args.questions)[: args.limit]
-    if args.unanswerable:
-        questions += read_questions(args.unanswerable)
-    metrics = evaluate(retriever, questions, mode=args.mode)
-    if args.json:
-        print(json.dumps(asdict(metrics), indent=2))
-    else:
-        print(f"{args.questions} on {args.articles} (mode {args.mode or settings.mode}, "
-              f"index {index_dir})")
-        print(metrics.table())
-    return 0
