@@ -108,12 +108,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.retriever import Filters, load_retriever
+    from qa.embed import load_embedder
+    from qa.retriever import Filters, Retriever
 
     settings = _settings(args)
-    retriever = load_retriever(settings.index_dir, **{
-        k: v for k, v in asdict(settings).items() if k != "index_dir"
-    })
+    retriever = Retriever(settings, load_embedder(settings))
     filters = Filters(tuple(args.article or ()), args.date_from, args.date_to)
     answer = retriever.answer(args.question, args.k, mode=args.mode, filters=filters)
     if args.json:
