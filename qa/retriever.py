@@ -11,6 +11,7 @@ import numpy as np
 
 from qa import layout
 from qa.build import chunk_settings_for
+from qa.clean import normalize_date
 from qa.config import MODES, Settings
 from qa.db import ArticleInfo
 from qa.embed import Embedder, load_embedder
@@ -30,6 +31,17 @@ class Filters:
     articles: tuple[str, ...] = ()
     date_from: str | None = None
     date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        # Stored dates are ISO; accept what people type ("July 1, 2025") and compare alike.
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value:
+                iso = normalize_date(value)
+                if iso is None:
+                    raise ConfigError(f"{name} must be a date like 2025-07-28, got {value!r}")
+                object.__setattr__(self, name, iso)
+        object.__setattr__(self, "articles", tuple(self.articles))
 
     @property
     def active(self) -> bool:

@@ -73,3 +73,11 @@ def test_the_article_url_reaches_hits_and_quotes(retriever):
     quotes = retriever.answer("dock workers strike", k=1,
                               filters=Filters(articles=("port",))).quotes
     assert all(q.url == "https://example.org/port" for q in quotes)
+
+
+def test_filter_dates_are_read_like_article_dates():
+    from qa.errors import ConfigError
+
+    assert Filters(date_from="July 1, 2025").date_from == "2025-07-01"
+    with pytest.raises(ConfigError, match="date_to must be a date"):
+        Filters(date_to="next week")
