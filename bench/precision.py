@@ -12,26 +12,13 @@ the answers (case and whitespace normalised) and comes from the question's artic
 from __future__ import annotations
 
 import argparse
-import re
 
 from common import Clock, load_average, questions, save_result, squad_index, table  # noqa: I001
 
 from qa.config import Settings
 from qa.embed import SentenceTransformerEmbedder
+from qa.eval import KS, Question, first_answering_rank
 from qa.retriever import Retriever
-
-KS = (1, 5, 10)
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-def answers(hit, row: dict) -> bool:
-    if row.get("article") and hit.passage.title != row["article"]:
-        return False
-    text = normalise(hit.passage.text)
-    return any(normalise(a) in text for a in row["answers"])
 
 
 def evaluate(precision: str, rows: list[dict], mode: str) -> dict:
@@ -45,9 +32,11 @@ def evaluate(precision: str, rows: list[dict], mode: str) -> dict:
             batch = rows[start:start + 64]
             results = retriever.search_batch([r["question"] for r in batch], max(KS))
             for row, hits in zip(batch, results):
-                first = next((i for i, h in enumerate(hits) if answers(h, row)), None)
+                question = Question(row["id"], row["question"], tuple(row["answers"]),
+                                    row.get("article"))
+                rank = first_answering_rank(hits, question)
                 for k in KS:
-                    found[k] += first is not None and first < k
+                    found[k] += rank is not None and rank <= k
     return {"precision": precision, "questions": len(rows), "seconds": clock.wall,
             **{f"recall@{k}": found[k] / len(rows) for k in KS}}
 

@@ -134,7 +134,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     index_dir = args.index or eval_index_dir(args.articles, settings)
-    settings = settings.replace(index_dir=index_dir, corpus_dir=args.articles)
+    settings = settings.replace(index_dir=index_dir)
     questions = read_questions(args.questions)[: args.limit]
     if args.unanswerable:
         questions += read_questions(args.unanswerable)

@@ -177,6 +177,7 @@ def prepare_retriever(articles: Path, settings: Settings, embedder=None, on_prog
     from qa.embed import load_embedder
     from qa.retriever import Retriever
 
+    settings = settings.replace(corpus_dir=articles)
     embedder = embedder or load_embedder(settings)
-    build_index(settings.replace(corpus_dir=articles), embedder, on_progress=on_progress)
-    return Retriever(settings.replace(corpus_dir=articles), embedder)
+    build_index(settings, embedder, on_progress=on_progress)
+    return Retriever(settings, embedder)
