@@ -30,3 +30,7 @@ class IndexMismatchError(QAError):
 
 class BuildLockedError(QAError):
     """Another build holds the index lock."""
+
+
+class ClusterError(QAError):
+    """The Ray cluster cannot be reached, refused us, or failed the job (`--engine ray`)."""

@@ -1,0 +1,458 @@
+"""`--engine ray`: an Embedder whose encode runs on a Ray cluster; the only ray import.
+
+The driver (the machine running `python -m qa index`) reads, chunks and counts tokens
+with its own copy of the model, exactly as a local build does; only `encode` is shipped:
+the texts go to a Ray Data pipeline whose model actors load the model once each and
+embed one block of texts per call. The vectors come back tagged with their row numbers,
+so the builder gets them in input order and writes the generation as usual, through the
+same crash-safe publish. Ray itself is an optional extra (`pip install .[ray]`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.config import Settings
+from qa.embed import Embedder, OnProgress
+from qa.errors import ClusterError, ConfigError
+
+log = logging.getLogger(__name__)
+
+ENGINES: tuple[str, ...] = ("local", "ray")
+RAY_REQUIREMENT = "ray[data]==2.60.0"
+INSTALL_HINT = f"pip install 'verbatim-qa[ray]' (or pip install '{RAY_REQUIREMENT}')"
+# Long enough for a connect across a data centre, short enough that a wrong address is
+# an error before the user wonders whether it hangs.
+PROBE_SECONDS = 3.0
+# ray.init on a reachable port that is not (or not yet) a Ray head would retry for a
+# minute or more; past this it is reported instead.
+CONNECT_SECONDS = 30.0
+# One request to the head's GCS: answered in milliseconds by a real one.
+HANDSHAKE_SECONDS = 10.0
+# Texts per actor call: big enough that a call's overhead (~ms) is nothing next to the
+# model's work (~1-3 s per 256 texts on one core), small enough to spread a small job
+# over every actor and to report progress often.
+MAX_BLOCK = 256
+MIN_BLOCK = 16
+
+
+def import_ray():
+    """The ray module, or a ConfigError that says how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the pipeline needs Ray Data, not just Ray core)
+    except ImportError as exc:
+        raise ConfigError(
+            f"--engine ray needs Ray, which is not installed here ({exc.name or exc}): "
+            f"{INSTALL_HINT}; `--engine local` (the default) needs no Ray"
+        ) from None
+    return ray
+
+
+def resolve_address(flag: str | None, environ: dict[str, str] | None = None) -> str | None:
+    """The cluster to use: the flag, else RAY_ADDRESS (as Ray's own tools read it), else
+    None for a local Ray runtime started (and stopped) by this process."""
+    environ = os.environ if environ is None else environ
+    address = (flag if flag is not None else environ.get("RAY_ADDRESS", "")).strip()
+    return None if address in ("", "local") else address
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of "HOST:PORT" or "ray://HOST:PORT"; None for "auto" (Ray finds the
+    cluster started on this machine by `ray start`).
+
+    Raises:
+        ConfigError: the address has no port, or a port that is not a number.
+    """
+    if address == "auto":
+        return None
+    bare = address.removeprefix("ray://").rstrip("/")
+    host, colon, port = bare.rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"--ray-address must look like HOST:PORT (the head's GCS port, e.g. "
+            f"10.0.0.5:6379) or 'auto', got {address!r}"
+        )
+    return host, int(port)
+
+
+def probe(address: str, timeout: float = PROBE_SECONDS) -> None:
+    """Fail within `timeout` seconds if nothing listens at the cluster's address.
+
+    ray.init would otherwise retry an unreachable head for a long time; a TCP connect
+    says "nobody there" at once (refused) or after `timeout` (dropped).
+
+    Raises:
+        ClusterError: the address does not answer.
+    """
+    target = host_port(address)
+    if target is None:
+        return
+    started = time.monotonic()
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address}: {reason} (after "
+            f"{time.monotonic() - started:.1f} s). Start it with `ray start --head --port "
+            f"{target[1]}` on the head machine, or give the right --ray-address / RAY_ADDRESS"
+        ) from None
+
+
+@dataclass(slots=True)
+class RayStats:
+    """What the cluster did, summed over the encode calls of this embedder."""
+
+    texts: int = 0
+    blocks: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    actors: int = 0
+    nodes: set[str] = field(default_factory=set)
+
+    def summary(self, address: str) -> str:
+        if not self.calls:
+            return f"ray: nothing to embed on the cluster ({address})"
+        rate = f", {self.texts / self.seconds:,.1f} texts/s" if self.seconds else ""
+        return (f"ray: {self.texts:,} texts embedded on the cluster ({address}) in "
+                f"{self.blocks} blocks by {self.actors} actors on {len(self.nodes)} "
+                f"node{'s' if len(self.nodes) != 1 else ''}{rate}")
+
+
+class EmbedActor:
+    """A Ray Data model actor: loads the model once, then embeds block after block.
+
+    It calls one embedder method per block (`method`, default "encode"), so a build
+    that wants more from the same forward pass only changes which method is named.
+    The class lives at module level: Ray ships it by reference, so every node needs
+    Verbatim installed (and the same model, which the fingerprint check enforces).
+    """
+
+    def __init__(self, settings: Settings, fingerprint: str, method: str = "encode") -> None:
+        import ray
+
+        from qa.embed import load_embedder
+
+        self._embedder = load_embedder(settings)
+        node = ray.get_runtime_context().get_node_id()
+        if self._embedder.fingerprint != fingerprint:
+            # Another checkpoint under the same name would give silently different vectors.
+            raise ConfigError(
+                f"the model on Ray node {node} has fingerprint {self._embedder.fingerprint}, "
+                f"but the driver's has {fingerprint}: install the same model on every node"
+            )
+        self._call = getattr(self._embedder, method)
+        self._node = node
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = np.asarray(self._call(batch["text"].tolist()), dtype=np.float32)
+        return {"row": batch["row"], "vector": vectors,
+                "node": np.full(len(vectors), self._node, dtype=object)}
+
+
+def block_size(texts: int, actors: int, most: int = MAX_BLOCK) -> int:
+    """Texts per block: at least 4 blocks per actor when there is enough work, so that
+    every actor stays busy to the end and a retried block is a small loss."""
+    return max(MIN_BLOCK, min(most, math.ceil(texts / max(1, 4 * actors))))
+
+
+class RayEmbedder:
+    """An Embedder that keeps the model metadata and the tokenizer local and runs
+    `encode` on a Ray cluster (Ray Data `map_batches` over a pool of EmbedActor).
+
+    Args:
+        local: the driver's embedder: model id, fingerprint, dim, token counts.
+        settings: model, precision and batch size, as every actor loads them.
+        address: a Ray cluster ("HOST:PORT", "ray://HOST:PORT", "auto"), or None for a
+            local Ray runtime of this machine.
+        actors: model actors; None means one per CPU the cluster offers.
+        cpus_per_actor: CPUs each actor reserves (its torch threads).
+    """
+
+    def __init__(self, local: Embedder, settings: Settings, address: str | None = None,
+                 actors: int | None = None, cpus_per_actor: float = 1.0,
+                 method: str = "encode") -> None:
+        if actors is not None and actors <= 0:
+            raise ConfigError(f"actors must be > 0, got {actors}")
+        if cpus_per_actor <= 0:
+            raise ConfigError(f"cpus_per_actor must be > 0, got {cpus_per_actor}")
+        self._local = local
+        self.model_id, self.fingerprint = local.model_id, local.fingerprint
+        self.dim, self.max_tokens = local.dim, local.max_tokens
+        # Only what an actor needs to load the same model: no driver paths travel.
+        self._actor_settings = Settings(model=settings.model, precision=settings.precision,
+                                        batch_size=settings.batch_size)
+        self.address = address
+        self.actors = actors
+        self.cpus_per_actor = cpus_per_actor
+        self.method = method
+        self.stats = RayStats()
+        self._started_ray = False
+        self._lock = threading.Lock()  # the page may rebuild from two threads
+
+    @property
+    def where(self) -> str:
+        return self.address or "a local Ray runtime"
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._local.count_tokens(texts)
+
+    def take_stats(self) -> RayStats:
+        """What the cluster did since the last call (one build's worth, for its summary)."""
+        stats, self.stats = self.stats, RayStats()
+        return stats
+
+    def connect(self) -> None:
+        """Join the cluster (or start a local runtime) once; later calls do nothing.
+
+        Raises:
+            ClusterError: unreachable, refused (e.g. a wrong token), or too slow to answer.
+        """
+        ray = import_ray()
+        if ray.is_initialized():
+            return
+        if self.address is not None:
+            probe(self.address)
+            handshake(self.address)
+        kwargs = dict(log_to_driver=False, logging_level=logging.WARNING,
+                      namespace="verbatim")
+        if self.address is None:
+            # Ray's defaults for a new local runtime stand, token authentication included.
+            kwargs.update(address="local", include_dashboard=False)
+        else:
+            kwargs.update(address=self.address)
+        outcome = _run_with_timeout(lambda: ray.init(**kwargs), CONNECT_SECONDS)
+        if outcome is None:
+            raise ClusterError(
+                f"the Ray cluster at {self.where} did not accept a connection within "
+                f"{CONNECT_SECONDS:.0f} s: is it a Ray head's GCS port (`ray start --head` "
+                f"prints it), running Ray {ray.__version__}?"
+            )
+        if isinstance(outcome, BaseException):
+            raise ClusterError(f"could not join the Ray cluster at {self.where}: "
+                               f"{_reason(outcome)}{_auth_hint(outcome)}") from outcome
+        self._started_ray = True
+        _quiet_ray_data()
+
+    def _pool_size(self, blocks: int) -> int:
+        import ray
+
+        if self.actors is not None:
+            wanted = self.actors
+        else:
+            cpus = ray.cluster_resources().get("CPU", 1.0)
+            wanted = max(1, int(cpus // self.cpus_per_actor))
+        return max(1, min(wanted, blocks))
+
+    def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return self._encode(texts, on_progress)
+
+    def _encode(self, texts: list[str], on_progress: OnProgress | None) -> np.ndarray:
+        self.connect()
+        ray = import_ray()
+        import pyarrow as pa
+
+        started = time.perf_counter()
+        # Longest first, as the local engine does, so each block holds texts of nearly
+        # one length and little compute goes to padding; `row` puts them back in order.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        actors = self._pool_size(math.ceil(len(texts) / MIN_BLOCK))
+        size = block_size(len(texts), actors)
+        # One Arrow table per block: Ray Data hands each block to one actor call.
+        blocks = [
+            pa.table({"row": order[i:i + size],
+                      "text": pa.array([texts[j] for j in order[i:i + size]], pa.string())})
+            for i in range(0, len(texts), size)
+        ]
+        actors = min(actors, len(blocks))
+        dataset = ray.data.from_arrow(blocks).map_batches(
+            EmbedActor,
+            fn_constructor_kwargs={"settings": self._actor_settings,
+                                   "fingerprint": self.fingerprint, "method": self.method},
+            batch_size=size, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=self.cpus_per_actor,
+        )
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        seen = np.zeros(len(texts), dtype=bool)
+        done = 0
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                rows = np.asarray(batch["row"], dtype=np.int64)
+                out[rows] = np.asarray(batch["vector"], dtype=np.float32)
+                seen[rows] = True
+                done += len(rows)
+                self.stats.nodes.update(str(n) for n in batch["node"])
+                self.stats.blocks += 1
+                if on_progress:
+                    on_progress(min(done, len(texts)), len(texts))
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(
+                f"embedding on the Ray cluster at {self.where} failed: {_reason(exc)}"
+            ) from exc
+        if done != len(texts) or not seen.all():
+            raise ClusterError(
+                f"the Ray cluster at {self.where} returned {done} vectors for "
+                f"{len(texts)} texts ({int((~seen).sum())} missing)"
+            )
+        self.stats.texts += len(texts)
+        self.stats.calls += 1
+        self.stats.actors = max(self.stats.actors, actors)
+        self.stats.seconds += time.perf_counter() - started
+        return out
+
+    def close(self) -> None:
+        """Leave the cluster (and stop the local runtime, if this process started one)."""
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+
+
+def handshake(address: str, timeout: float = HANDSHAKE_SECONDS) -> None:
+    """One request to the head's GCS, so that a wrong token or a port that is not Ray's
+    is an error in seconds (ray.init retries either for 20 s to minutes).
+
+    Raises:
+        ClusterError: the head refused our credentials, or the port is not a Ray GCS.
+    """
+    if host_port(address) is None or address.startswith("ray://"):
+        return  # "auto" and Ray Client addresses: ray.init knows how to find them
+    ray = import_ray()
+    try:  # private API of the pinned Ray: if it moves, ray.init still reports the same
+        from ray._private.authentication.authentication_token_setup import (
+            ensure_token_if_auth_enabled,
+        )
+        from ray._private.services import canonicalize_bootstrap_address
+        from ray._raylet import InnerGcsClient
+    except ImportError:
+        return
+    # As ray.init does for an explicit address: 127.0.0.1 means this node's address, and
+    # RAY_AUTH_MODE=token without a token is an error before any request.
+    canonical = canonicalize_bootstrap_address(address)
+
+    def ask() -> None:
+        ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+        InnerGcsClient.standalone(canonical, None, int(timeout * 1000))
+
+    outcome = _run_with_timeout(ask, timeout)
+    if outcome is None or isinstance(outcome, ray.exceptions.RpcError):
+        raise ClusterError(
+            f"{address} accepts connections but does not answer as a Ray head (its GCS) "
+            f"within {timeout:.0f} s: give the port `ray start --head` printed, on a "
+            f"cluster running Ray {ray.__version__}"
+        )
+    if isinstance(outcome, BaseException):
+        raise ClusterError(f"the Ray cluster at {address} refused this machine: "
+                           f"{_reason(outcome)}{_auth_hint(outcome)}") from outcome
+
+
+def _run_with_timeout(call, timeout: float):
+    """call() in a daemon thread: True when it returned, its exception when it raised,
+    None when it was still running after `timeout` s (it is left to finish or hang)."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(True)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="verbatim-ray-connect", daemon=True)
+    with _no_sigterm_warning():
+        thread.start()
+        thread.join(timeout)
+    return outcome[0] if outcome else None
+
+
+class _no_sigterm_warning:
+    """ray.init off the main thread logs that it did not install its SIGTERM handler:
+    true, and meant (the CLI and the page keep their own), so not worth a warning."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("ray._private.worker")
+        self._filter = lambda record: "SIGTERM handler is not set" not in record.getMessage()
+        self._logger.addFilter(self._filter)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeFilter(self._filter)
+
+
+def _auth_hint(exc: BaseException) -> str:
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 5:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(str(e) for e in chain)
+    if "uthentication" not in text and "auth" not in text.lower():
+        return ""
+    return (". The cluster uses Ray's token authentication: set RAY_AUTH_MODE=token and "
+            "its token in RAY_AUTH_TOKEN (or in the file RAY_AUTH_TOKEN_PATH names, by "
+            "default ~/.ray/auth_token); `ray get-auth-token` on the head prints it")
+
+
+def _reason(exc: BaseException) -> str:
+    """An error's gist in one line: Ray's str() carries whole remote tracebacks and
+    wraps the real cause (a RayTaskError's `cause`, a ConnectionError's __cause__)."""
+    while True:
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException) or inner is exc:
+            break
+        exc = inner
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # A remote traceback ends with the exception line; a plain message starts with it.
+    line = lines[-1] if lines[0].startswith(("ray::", "Traceback")) else lines[0]
+    line = line.split(". Ensure that the token")[0]  # Ray's long auth advice: ours is shorter
+    name = type(exc).__name__
+    return line if line.startswith(name) else f"{name}: {line}"
+
+
+def _quiet_ray_data() -> None:
+    """Our tqdm bar reports progress; Ray Data's own bars and INFO lines would garble it."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for name in ("ray.data", "ray"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # It warns that the bars are off, which is the point.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+
+
+def load_ray_embedder(settings: Settings, address: str | None = None,
+                      actors: int | None = None, local: Embedder | None = None) -> RayEmbedder:
+    """The `--engine ray` embedder: checks Ray is installed and the cluster answers
+    before loading the model, so a wrong setup fails in seconds.
+
+    Raises:
+        ConfigError: Ray is not installed (the message says how to install it).
+        ClusterError: the cluster's address does not answer.
+    """
+    import_ray()
+    address = resolve_address(address)
+    if address is not None:
+        probe(address)
+    if local is None:
+        from qa.embed import load_embedder
+
+        local = load_embedder(settings)
+    return RayEmbedder(local, settings, address=address, actors=actors)
