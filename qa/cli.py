@@ -88,7 +88,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     # build takes the lock for real (and may still wait for it) below.
     with layout.build_lock(settings.index_dir, args.wait):
         pass
-    embedder = load_embedder(settings)
+    if args.engine == "ray":
+        from qa.ray_engine import load_ray_embedder
+
+        # Checks Ray is installed and the cluster answers before the model loads.
+        embedder = load_ray_embedder(settings, args.ray_address, args.ray_actors)
+    else:
+        embedder = load_embedder(settings)
     bars = ProgressBars(args.quiet)
 
     def build_once() -> None:
@@ -98,12 +104,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         for item in report.skipped:
             print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
         print(report.summary())
+        if args.engine == "ray":
+            print(embedder.take_stats().summary(embedder.where), flush=True)
 
-    build_once()
-    if args.watch:
-        from qa.watch import watch_corpus
+    try:
+        build_once()
+        if args.watch:
+            from qa.watch import watch_corpus
 
-        watch_corpus(settings.corpus_dir, build_once)
+            watch_corpus(settings.corpus_dir, build_once)
+    finally:
+        if args.engine == "ray":
+            embedder.close()
     return 0
 
 
@@ -160,6 +172,18 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, help="embedding precision (default fp32)")
 
 
+def _engine(parser: argparse.ArgumentParser) -> None:
+    """--engine and the Ray options (also used by app.py)."""
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="where passages are embedded: this machine (default) or a Ray "
+                        "cluster (needs `pip install .[ray]`)")
+    parser.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="the Ray cluster's head (default: RAY_ADDRESS, else a local Ray "
+                        "runtime); with --engine ray")
+    parser.add_argument("--ray-actors", type=int, metavar="N",
+                        help="model actors on the cluster (default: one per CPU)")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="verbatim", description="Ask questions of news articles; answers are quotes."
@@ -178,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--faiss", metavar="FACTORY", help="FAISS index-factory string "
                    "(default: exact search, IVF for large indexes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _engine(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with quotes",
