@@ -22,6 +22,19 @@ def test_pyproject_dependencies_are_pinned_like_requirements():
     assert "torch==2.13.0" in project["dependencies"]
 
 
+def test_the_ray_extra_is_pinned_like_requirements():
+    """`pip install .[ray]` and CI's requirements.txt install the same Ray."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = pins(l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+                        if l.strip() and not l.startswith("#"))
+    (ray,) = project["optional-dependencies"]["ray"]
+    assert requirements.get(ray.split("==")[0].lower()) == ray
+    assert not any(d.lower().startswith("ray") for d in project["dependencies"]), "optional"
+    from qa.ray_engine import RAY_REQUIREMENT
+
+    assert RAY_REQUIREMENT == ray, "the install hint names another version"
+
+
 def test_wheel_has_the_package_and_the_verbatim_command(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
