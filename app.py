@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from qa import render  # noqa: E402
+from qa.cli import engine_options  # noqa: E402
 from qa.config import MODES, Settings  # noqa: E402
 from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
 from qa.upload import (  # noqa: E402
@@ -52,9 +53,12 @@ class Page:
     """What the page does, without any Gradio layout: one instance serves every visitor."""
 
     def __init__(self, settings: Settings, embedder: Embedder,
-                 retriever: Retriever | None = None, problem: str | None = None) -> None:
+                 retriever: Retriever | None = None, problem: str | None = None,
+                 build_embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
+        # What "Rebuild index" embeds with: the local model, unless started with --engine ray.
+        self.build_embedder = build_embedder or embedder
         self._retriever = retriever
         # Why there is no retriever (shown in the Library tab until a rebuild fixes it).
         self.problem = problem
@@ -174,7 +178,7 @@ class Page:
                 progress((done, max(total, 1)), desc=STAGES.get(stage, stage), unit=unit)
 
         try:
-            report = build_index(self.settings, self.embedder, on_progress=on_progress)
+            report = build_index(self.settings, self.build_embedder, on_progress=on_progress)
         except BuildLockedError:
             message = "⚠️ Another build is running; try again when it has finished."
         except QAError as exc:
@@ -307,29 +311,40 @@ def build_page(page: Page) -> gr.Blocks:
 
 
 # -- start-up ----------------------------------------------------------------------------
-def prepare(settings: Settings) -> Page:
-    """Load the model, build the index if there is none, and open it."""
+def prepare(settings: Settings, engine: str = "local", ray_address: str | None = None,
+            ray_actors: int | None = None) -> Page:
+    """Load the model, build the index if there is none, and open it.
+
+    With engine "ray", builds (this one and "Rebuild index") embed on a Ray cluster;
+    questions are always embedded here.
+    """
     from qa.build import build_index
     from qa.embed import load_embedder
     from qa.retriever import Retriever
 
     embedder = load_embedder(settings)
     embedder.encode(["warm up"])  # so the first question is as quick as the rest
+    builder = embedder
+    if engine == "ray":
+        from qa.ray_engine import load_ray_embedder
+
+        builder = load_ray_embedder(settings, ray_address, ray_actors, local=embedder)
     try:
-        return Page(settings, embedder, Retriever(settings, embedder))
+        return Page(settings, embedder, Retriever(settings, embedder), build_embedder=builder)
     except IndexMissingError:
         print(f"No index in {settings.index_dir}/ yet: building it from {settings.corpus_dir}/",
               flush=True)
     except QAError as exc:
         print(f"warning: the index cannot be served: {exc}", file=sys.stderr, flush=True)
-        return Page(settings, embedder, problem=f"{exc} (or press “Rebuild index”).")
+        return Page(settings, embedder, problem=f"{exc} (or press “Rebuild index”).",
+                    build_embedder=builder)
     try:
-        report = build_index(settings, embedder)
+        report = build_index(settings, builder)
     except QAError as exc:
         print(f"warning: could not build the index: {exc}", file=sys.stderr, flush=True)
-        return Page(settings, embedder, problem=f"{exc}. {NO_INDEX}")
+        return Page(settings, embedder, problem=f"{exc}. {NO_INDEX}", build_embedder=builder)
     print(report.summary(), flush=True)
-    return Page(settings, embedder, Retriever(settings, embedder))
+    return Page(settings, embedder, Retriever(settings, embedder), build_embedder=builder)
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -356,6 +371,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
     p.add_argument("--index", type=Path, help="index folder (default: index)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    engine_options(p)
     return p
 
 
@@ -376,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def load() -> None:
         try:
-            result["page"] = prepare(settings)
+            result["page"] = prepare(settings, args.engine, args.ray_address, args.ray_actors)
         except BaseException as exc:  # re-raised in the main thread
             result["error"] = exc
 

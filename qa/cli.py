@@ -172,7 +172,7 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, help="embedding precision (default fp32)")
 
 
-def _engine(parser: argparse.ArgumentParser) -> None:
+def engine_options(parser: argparse.ArgumentParser) -> None:
     """--engine and the Ray options (also used by app.py)."""
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="where passages are embedded: this machine (default) or a Ray "
@@ -202,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--faiss", metavar="FACTORY", help="FAISS index-factory string "
                    "(default: exact search, IVF for large indexes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    _engine(p)
+    engine_options(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with quotes",

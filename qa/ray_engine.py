@@ -440,17 +440,18 @@ def _quiet_ray_data() -> None:
 
 def load_ray_embedder(settings: Settings, address: str | None = None,
                       actors: int | None = None, local: Embedder | None = None) -> RayEmbedder:
-    """The `--engine ray` embedder: checks Ray is installed and the cluster answers
-    before loading the model, so a wrong setup fails in seconds.
+    """The `--engine ray` embedder: checks Ray is installed and the cluster answers (and
+    accepts our token) before loading the model, so a wrong setup fails in seconds.
 
     Raises:
         ConfigError: Ray is not installed (the message says how to install it).
-        ClusterError: the cluster's address does not answer.
+        ClusterError: the cluster's address does not answer, or refuses us.
     """
     import_ray()
     address = resolve_address(address)
     if address is not None:
         probe(address)
+        handshake(address)
     if local is None:
         from qa.embed import load_embedder
 
