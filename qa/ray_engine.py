@@ -117,6 +117,8 @@ class RayStats:
     blocks: int = 0
     calls: int = 0
     seconds: float = 0.0
+    # Of `seconds`, the waits for each call's first vectors: actors starting, models loading.
+    startup_seconds: float = 0.0
     actors: int = 0
     nodes: set[str] = field(default_factory=set)
 
@@ -292,6 +294,8 @@ class RayEmbedder:
         done = 0
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                if not done:
+                    self.stats.startup_seconds += time.perf_counter() - started
                 rows = np.asarray(batch["row"], dtype=np.int64)
                 out[rows] = np.asarray(batch["vector"], dtype=np.float32)
                 seen[rows] = True
