@@ -117,8 +117,11 @@ class RayStats:
     blocks: int = 0
     calls: int = 0
     seconds: float = 0.0
-    # Of `seconds`, the waits for each call's first vectors: actors starting, models loading.
+    # Of `seconds`, the waits for each call's first vectors: actors starting, models loading
+    # (and the first block). After the first block: the steady rate, texts over seconds.
     startup_seconds: float = 0.0
+    steady_texts: int = 0
+    steady_seconds: float = 0.0
     actors: int = 0
     nodes: set[str] = field(default_factory=set)
 
@@ -291,11 +294,13 @@ class RayEmbedder:
         )
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         seen = np.zeros(len(texts), dtype=bool)
-        done = 0
+        done = first_rows = 0
+        first = last = started
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                last = time.perf_counter()
                 if not done:
-                    self.stats.startup_seconds += time.perf_counter() - started
+                    first, first_rows = last, len(batch["row"])
                 rows = np.asarray(batch["row"], dtype=np.int64)
                 out[rows] = np.asarray(batch["vector"], dtype=np.float32)
                 seen[rows] = True
@@ -315,6 +320,9 @@ class RayEmbedder:
             )
         self.stats.texts += len(texts)
         self.stats.calls += 1
+        self.stats.startup_seconds += first - started
+        self.stats.steady_texts += len(texts) - first_rows
+        self.stats.steady_seconds += last - first
         self.stats.actors = max(self.stats.actors, actors)
         self.stats.seconds += time.perf_counter() - started
         return out
