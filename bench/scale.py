@@ -7,16 +7,22 @@ Each configuration builds the same squad-dev articles from scratch with the real
 into the time inside `encode` (where the engines differ) and the rest (reading, chunking,
 token counting, FAISS, BM25, SQLite: always on the driver). For Ray, the wait for each
 encode call's first vectors (actors starting, models loading) is reported apart from the
-steady embedding rate (texts after each call's first block, over the time after it).
+steady embedding rate (characters after each call's first block, over the time
+after it).
 
 The projection to 1M and 10M passages on N machines of C cores (one 1-CPU actor per core):
 
     T(P, N) = P * d  +  k * u  +  P * s / (r1 * N * C * e)
 
-    P   passages                     d   driver seconds per passage (measured, local run)
-    s   texts embedded per passage   u   actor start-up per encode call (measured)
-    k   encode calls per build (2)   r1  steady texts/s of one 1-CPU actor (measured)
+    P   passages                      d   driver seconds per passage (measured, local run)
+    s   characters embedded per       u   actor start-up per encode call (measured: the
+        passage (its text and its         wait for the first block of vectors)
+        distinct sentences)           k   encode calls per build (2: passages, sentences)
+    r1  steady characters/s of one 1-CPU actor after the first block (measured)
     e   parallel efficiency, r2 / (2 * r1), measured with 2 actors on this machine
+
+Characters, not texts, measure the model's work here: blocks go longest first, so the
+first block (left out of the steady rate) holds more work per text than the rest.
 
     python bench/scale.py                 # 4 squad-dev articles, 1 round
     python bench/scale.py --articles 8 --rounds 3
@@ -46,12 +52,14 @@ MACHINES = (1, 4, 16, 64)
 
 
 class EncodeClock:
-    """Passes through to an embedder and sums the seconds and texts of its encode calls."""
+    """Passes through to an embedder and sums the seconds, texts and characters of its
+    encode calls."""
 
     def __init__(self, embedder) -> None:
         self._embedder = embedder
         self.seconds = 0.0
         self.texts = 0
+        self.chars = 0
         self.calls = 0
 
     def __getattr__(self, name):
@@ -64,6 +72,7 @@ class EncodeClock:
         finally:
             self.seconds += time.perf_counter() - started
             self.texts += len(texts)
+            self.chars += sum(len(t) for t in texts)
             self.calls += 1
 
 
@@ -77,7 +86,8 @@ def timed_build(settings: Settings, embedder) -> dict:
         "seconds": seconds, "encode_s": clock.seconds, "texts": clock.texts,
         "calls": clock.calls, "passages": report.passages,
         "startup_s": stats.startup_seconds if stats else 0.0,
-        "steady_texts": stats.steady_texts if stats else clock.texts,
+        "chars": clock.chars,
+        "steady_chars": stats.steady_chars if stats else clock.chars,
         "steady_s": stats.steady_seconds if stats else clock.seconds,
         "nodes": len(stats.nodes) if stats else 0, "actors": stats.actors if stats else 0,
     }
@@ -87,8 +97,9 @@ def summarise(engine: str, workers: int, runs: list[dict]) -> dict:
     pick = lambda key: median([r[key] for r in runs])  # noqa: E731
     result = {"engine": engine, "workers": workers, "runs": runs,
               **{k: pick(k) for k in ("seconds", "encode_s", "startup_s")},
-              "steady_texts_per_s": median([r["steady_texts"] / r["steady_s"] for r in runs]),
-              "texts": runs[0]["texts"], "passages": runs[0]["passages"],
+              "steady_chars_per_s": median([r["steady_chars"] / r["steady_s"] for r in runs]),
+              "texts": runs[0]["texts"], "chars": runs[0]["chars"],
+              "passages": runs[0]["passages"],
               "calls": runs[0]["calls"], "nodes": max(r["nodes"] for r in runs)}
     result["driver_s"] = result["seconds"] - result["encode_s"]
     return result
@@ -123,13 +134,13 @@ def run_ray(settings: Settings, rounds: int, workers: int, local, work: Path) ->
 
 
 def projection(local: dict, one: dict, two: dict, cores: int) -> tuple[list, dict]:
-    s = local["texts"] / local["passages"]
+    s = local["chars"] / local["passages"]
     d = local["driver_s"] / local["passages"]
-    r1 = one["steady_texts_per_s"]
-    e = two["steady_texts_per_s"] / (2 * r1)
+    r1 = one["steady_chars_per_s"]
+    e = two["steady_chars_per_s"] / (2 * r1)
     u = one["startup_s"] / max(1, one["calls"])
     k = one["calls"]
-    r_local = local["steady_texts_per_s"]
+    r_local = local["steady_chars_per_s"]
     rows = []
     for passages in PASSAGES:
         local_h = passages * (d + s / r_local) / 3600
@@ -174,17 +185,17 @@ def main() -> None:
           f"{load_average()}")
     print(table(
         ["engine", "workers", "build s", "passages/s", "in encode s", "start-up s",
-         "steady texts/s", "driver s"],
+         "steady kchar/s", "driver s"],
         [[r["engine"], (f"{r['workers']} threads" if r["engine"] == "local"
                         else f"{r['workers']} x 1 CPU"),
           r["seconds"], r["passages"] / r["seconds"], r["encode_s"], r["startup_s"],
-          r["steady_texts_per_s"], r["driver_s"]] for r in results]))
+          r["steady_chars_per_s"] / 1000, r["driver_s"]] for r in results]))
     rows, params = projection(results[0], results[1], results[2], args.cores)
     print("\nProjection: T = P*d + k*u + P*s / (r1*N*C*e) with "
-          f"s={params['s']:.2f} texts/passage, d={params['d'] * 1000:.2f} ms/passage, "
-          f"u={params['u']:.1f} s, k={params['k']}, r1={params['r1']:.1f} texts/s, "
+          f"s={params['s']:,.0f} chars embedded/passage, d={params['d'] * 1000:.2f} ms/passage, "
+          f"u={params['u']:.1f} s, k={params['k']}, r1={params['r1']:,.0f} chars/s, "
           f"e={params['e']:.2f}, C={params['cores']}; local: P*(d + s/r) with "
-          f"r={params['r_local']:.1f} texts/s")
+          f"r={params['r_local']:,.0f} chars/s")
     print(table(["passages", "where", "driver h", "embedding h", "total h"], rows))
     save_result("scale", {"articles": args.articles, "results": results,
                           "projection": params})

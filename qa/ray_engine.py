@@ -122,6 +122,10 @@ class RayStats:
     startup_seconds: float = 0.0
     steady_texts: int = 0
     steady_seconds: float = 0.0
+    # Characters, a proxy for the model's work: the first block holds the longest texts,
+    # so texts/s after it would flatter the steady rate.
+    chars: int = 0
+    steady_chars: int = 0
     actors: int = 0
     nodes: set[str] = field(default_factory=set)
 
@@ -294,14 +298,15 @@ class RayEmbedder:
         )
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         seen = np.zeros(len(texts), dtype=bool)
-        done = first_rows = 0
+        done = first_rows = first_chars = 0
         first = last = started
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 last = time.perf_counter()
-                if not done:
-                    first, first_rows = last, len(batch["row"])
                 rows = np.asarray(batch["row"], dtype=np.int64)
+                if not done:
+                    first, first_rows, first_chars = last, len(rows), int(lengths[rows].sum())
                 out[rows] = np.asarray(batch["vector"], dtype=np.float32)
                 seen[rows] = True
                 done += len(rows)
@@ -323,6 +328,8 @@ class RayEmbedder:
         self.stats.startup_seconds += first - started
         self.stats.steady_texts += len(texts) - first_rows
         self.stats.steady_seconds += last - first
+        self.stats.chars += int(lengths.sum())
+        self.stats.steady_chars += int(lengths.sum()) - first_chars
         self.stats.actors = max(self.stats.actors, actors)
         self.stats.seconds += time.perf_counter() - started
         return out

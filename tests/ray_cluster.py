@@ -129,7 +129,8 @@ class LocalRayCluster:
             if STARTED in text:
                 return
             if process.poll() is not None:
-                raise RuntimeError(f"ray node {index} exited ({process.returncode}):\n{text[-3000:]}")
+                raise RuntimeError(
+                    f"ray node {index} exited ({process.returncode}):\n{text[-3000:]}")
             time.sleep(0.2)
         raise RuntimeError(f"ray node {index} not started in {timeout} s:\n"
                            f"{log.read_text(errors='replace')[-3000:]}")
