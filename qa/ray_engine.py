@@ -126,6 +126,9 @@ class RayStats:
     # so texts/s after it would flatter the steady rate.
     chars: int = 0
     steady_chars: int = 0
+    # Seconds the actors spent inside the model, summed over actors: chars / busy is the
+    # rate of one actor, whatever the start-up and scheduling around it.
+    busy_seconds: float = 0.0
     actors: int = 0
     nodes: set[str] = field(default_factory=set)
 
@@ -164,9 +167,13 @@ class EmbedActor:
         self._node = node
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        started = time.perf_counter()
         vectors = np.asarray(self._call(batch["text"].tolist()), dtype=np.float32)
+        # The block's compute time, spread over its rows (columns are per row).
+        busy = (time.perf_counter() - started) / max(1, len(vectors))
         return {"row": batch["row"], "vector": vectors,
-                "node": np.full(len(vectors), self._node, dtype=object)}
+                "node": np.full(len(vectors), self._node, dtype=object),
+                "busy": np.full(len(vectors), busy, dtype=np.float64)}
 
 
 def block_size(texts: int, actors: int, most: int = MAX_BLOCK) -> int:
@@ -207,6 +214,7 @@ class RayEmbedder:
         self.method = method
         self.stats = RayStats()
         self._started_ray = False
+        self._release: threading.Event | None = None
         self._lock = threading.Lock()  # the page may rebuild from two threads
 
     @property
@@ -240,7 +248,11 @@ class RayEmbedder:
             kwargs.update(address="local", include_dashboard=False)
         else:
             kwargs.update(address=self.address)
-        outcome = _run_with_timeout(lambda: ray.init(**kwargs), CONNECT_SECONDS)
+        # The thread that starts a local runtime must live as long as it (see
+        # _run_with_timeout); one that joins a cluster starts no process and may end.
+        self._release = threading.Event() if self.address is None else None
+        outcome = _run_with_timeout(lambda: ray.init(**kwargs), CONNECT_SECONDS,
+                                    hold=self._release)
         if outcome is None:
             raise ClusterError(
                 f"the Ray cluster at {self.where} did not accept a connection within "
@@ -311,6 +323,7 @@ class RayEmbedder:
                 seen[rows] = True
                 done += len(rows)
                 self.stats.nodes.update(str(n) for n in batch["node"])
+                self.stats.busy_seconds += float(np.sum(batch["busy"]))
                 self.stats.blocks += 1
                 if on_progress:
                     on_progress(min(done, len(texts)), len(texts))
@@ -341,6 +354,8 @@ class RayEmbedder:
 
             ray.shutdown()
             self._started_ray = False
+        if self._release is not None:
+            self._release.set()
 
 
 def handshake(address: str, timeout: float = HANDSHAKE_SECONDS) -> None:
@@ -381,9 +396,14 @@ def handshake(address: str, timeout: float = HANDSHAKE_SECONDS) -> None:
                            f"{_reason(outcome)}{_auth_hint(outcome)}") from outcome
 
 
-def _run_with_timeout(call, timeout: float):
+def _run_with_timeout(call, timeout: float, hold: threading.Event | None = None):
     """call() in a daemon thread: True when it returned, its exception when it raised,
-    None when it was still running after `timeout` s (it is left to finish or hang)."""
+    None when it was still running after `timeout` s (it is left to finish or hang).
+
+    With `hold`, the thread then waits for that event before it ends: Ray starts a local
+    runtime's processes with PR_SET_PDEATHSIG, which kills them when the *thread* that
+    started them exits, not the process.
+    """
     outcome: list = []
 
     def run() -> None:
@@ -392,6 +412,8 @@ def _run_with_timeout(call, timeout: float):
             outcome.append(True)
         except BaseException as exc:  # handed to the caller's thread
             outcome.append(exc)
+        if hold is not None:
+            hold.wait()
 
     thread = threading.Thread(target=run, name="verbatim-ray-connect", daemon=True)
     with _no_sigterm_warning():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -226,6 +227,34 @@ def test_without_ray_the_local_engine_builds_and_the_ray_engine_says_how_to_inst
     local = run()  # --engine local is the default
     assert local.returncode == 0, local.stderr
     assert "gen-000001: 3 articles" in local.stdout and "ray imported: False" in local.stdout
+
+
+@pytest.mark.slow
+def test_without_an_address_a_local_ray_runtime_builds_and_goes_away(tmp_path, real_embedder):
+    settings = small_corpus(tmp_path / "work")
+    env = cli_env(HOME=str(tmp_path / "home"))  # Ray may write its default token there
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa", "index", "--engine", "ray", "-q", "--corpus",
+         str(settings.corpus_dir), "--index", str(settings.index_dir)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    assert ray_line(stdout)["address"] == "a local Ray runtime"
+    from ray_cluster import session_members
+
+    deadline = time.monotonic() + 30  # the runtime this build started ends with it
+    while session_members([process.pid]):
+        assert time.monotonic() < deadline, f"left running: {session_members([process.pid])}"
+        time.sleep(0.5)
+    for session in Path("/tmp/ray").glob(f"session_*_{process.pid}"):
+        shutil.rmtree(session, ignore_errors=True)  # its logs: Ray leaves them behind
+    local = settings.replace(index_dir=tmp_path / "local-index")
+    build_index(local, real_embedder)
+    want = snapshot(local.index_dir)
+    assert_same_index(snapshot(settings.index_dir), want)
 
 
 # -- the page --------------------------------------------------------------------------------
