@@ -24,7 +24,6 @@ from qa.config import Settings
 from qa.embed import Embedder, OnProgress
 from qa.errors import ClusterError, ConfigError
 
-log = logging.getLogger(__name__)
 
 ENGINES: tuple[str, ...] = ("local", "ray")
 RAY_REQUIREMENT = "ray[data]==2.60.0"
