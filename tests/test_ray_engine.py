@@ -164,6 +164,21 @@ def test_blocks_keep_every_actor_busy_and_stay_bounded():
     assert block_size(10_000_000, 64) == MAX_BLOCK
 
 
+def test_the_ray_embedder_keeps_the_local_model_metadata_and_checks_its_arguments():
+    from qa.ray_engine import RayEmbedder
+
+    local = FakeEmbedder()
+    embedder = RayEmbedder(local, Settings(), address="10.0.0.5:6379")
+    assert (embedder.model_id, embedder.fingerprint, embedder.dim, embedder.max_tokens) == \
+        (local.model_id, local.fingerprint, local.dim, local.max_tokens)
+    assert embedder.count_tokens(["two words"]) == [2]
+    assert embedder.encode([]).shape == (0, local.dim)  # nothing to send: no cluster needed
+    assert embedder.take_stats().summary("x") == "ray: nothing to embed on the cluster (x)"
+    for bad in ({"actors": 0}, {"cpus_per_actor": 0}):
+        with pytest.raises(ConfigError, match="must be > 0, got 0"):
+            RayEmbedder(local, Settings(), **bad)
+
+
 def test_an_address_nobody_listens_on_fails_at_once():
     port = _free_port()
     started = time.monotonic()
