@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from qa import layout
-from qa.answer import ABSTAIN_MESSAGE
 from qa.config import MODES, PRECISIONS, Settings
 from qa.errors import QAError
-from qa.types import Answer, Quote
+from qa.index import layout
+from qa.render import ABSTAIN_NOTE, EMPTY_NOTE
+from qa.types import Answer, Filters, Quote
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,11 +41,11 @@ def format_answer(answer: Answer, tty: bool) -> str:
     """The answer as a terminal reads it: numbered quotes, each with its citation."""
     lines = []
     if answer.abstained:
-        lines.append(ABSTAIN_MESSAGE)
+        lines.append(ABSTAIN_NOTE)
         if answer.closest:
             lines.append("Closest passages (not an answer):")
     elif not answer.quotes:
-        lines.append("Ask a question to get quotes.")
+        lines.append(EMPTY_NOTE)
     for number, quote in enumerate(answer.quotes or answer.closest, start=1):
         cite = f"{quote.title} — {quote.source}" + (f", {quote.date}" if quote.date else "")
         lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
@@ -80,8 +80,8 @@ class ProgressBars:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.build import build_index
     from qa.embed import load_embedder
+    from qa.index.build import build_index
 
     settings = _settings(args)
     # Say "another build is running" now, not after seconds of loading the model; the
@@ -103,16 +103,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.watch:
         from qa.watch import watch_corpus
 
-        watch_corpus(settings.corpus_dir, build_once)
+        watch_corpus(settings.corpus_dir, build_once, debounce=settings.watch_debounce)
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.embed import load_embedder
-    from qa.retriever import Filters, Retriever
+    from qa.retriever import Retriever
 
-    settings = _settings(args)
-    retriever = Retriever(settings, load_embedder(settings))
+    retriever = Retriever.open(_settings(args))
     filters = Filters(tuple(args.article or ()), args.date_from, args.date_to)
     answer = retriever.answer(args.question, args.k, mode=args.mode, filters=filters)
     if args.json:
