@@ -25,7 +25,9 @@ from qa.index.db import PassageRow, write_db
 from qa.index.dense import DEFAULT_BACKEND, backend_class, choose_factory
 from qa.index.generation import Expected, Generation, chunker_info, expected_for
 from qa.index.lexical import LexicalIndex
-from qa.index.manifest import FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo
+from qa.index.manifest import (
+    FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo, read_manifest,
+)
 from qa.index.vectors import save_vectors
 from qa.ingest import Corpus, Skipped, load_corpus
 from qa.types import Article, Span
@@ -204,8 +206,6 @@ def write_files(folder: Path, articles: Sequence[Article], hashes: dict[str, str
 
 def _live_manifest(index_dir: Path) -> tuple[str | None, Manifest | None]:
     """The live generation's name and manifest (None if it has none or it is unreadable)."""
-    from qa.index.manifest import read_manifest
-
     name = layout.read_current(index_dir, required=False)
     if name is None:
         return None, None
