@@ -18,13 +18,12 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
+# Answering imports only the query side; the Library's upload and rebuild import the
+# write side (qa.upload, qa.index.build) when they are used.
 from qa import render  # noqa: E402
-from qa.cli import engine_options  # noqa: E402
-from qa.config import MODES, Settings  # noqa: E402
+from qa.config import ARTICLE_SUFFIXES, MODES, Settings  # noqa: E402
 from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
-from qa.upload import (  # noqa: E402
-    ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, UploadError, human_size, save_file,
-)
+from qa.ray_engine import add_engine_options  # noqa: E402  (no ray import until used)
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -74,7 +73,7 @@ class Page:
         with self._lock:
             if self._retriever is None:
                 try:
-                    self._retriever = Retriever(self.settings, self.embedder)
+                    self._retriever = Retriever.open(self.settings, self.embedder)
                     self.problem = None
                 except IndexMissingError:
                     raise QAError(NO_INDEX) from None
@@ -146,6 +145,8 @@ class Page:
     # -- the library ---------------------------------------------------------------------
     def upload(self, files: Sequence[str] | str | None) -> tuple[str, None]:
         """Save uploaded files into the corpus folder; say what happened to each."""
+        from qa.upload import UploadError, save_file
+
         if not files:
             return "", None
         if isinstance(files, str):
@@ -153,7 +154,8 @@ class Page:
         saved, refused = [], []
         for path in files:
             try:
-                item = save_file(path, self.settings.corpus_dir)
+                item = save_file(path, self.settings.corpus_dir,
+                                 limit=self.settings.max_upload_bytes)
                 renamed = f" (saved as `{render.esc(item.name)}`)" if item.name != item.original \
                     else ""
                 saved.append(f"`{render.esc(item.original)}`{renamed}")
@@ -170,7 +172,7 @@ class Page:
 
     def rebuild(self, progress: Any = None) -> tuple[str, str, list[list[Any]]]:
         """Build a new generation from the corpus folder (only new/changed articles embedded)."""
-        from qa.build import build_index
+        from qa.index.build import build_index
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if progress is not None:
@@ -275,9 +277,9 @@ def build_page(page: Page) -> gr.Blocks:
                 )
                 with gr.Row():
                     files = gr.File(
-                        file_count="multiple", file_types=list(ALLOWED_SUFFIXES),
-                        label=f"Add articles ({' '.join(ALLOWED_SUFFIXES)}, up to "
-                              f"{human_size(MAX_UPLOAD_BYTES)} each)",
+                        file_count="multiple", file_types=list(ARTICLE_SUFFIXES),
+                        label=f"Add articles ({' '.join(ARTICLE_SUFFIXES)}, up to "
+                              f"{render.human_size(settings.max_upload_bytes)} each)",
                         elem_id="upload", scale=3,
                     )
                     with gr.Column(scale=2):
@@ -318,7 +320,6 @@ def prepare(settings: Settings, engine: str = "local", ray_address: str | None =
     With engine "ray", builds (this one and "Rebuild index") embed on a Ray cluster;
     questions are always embedded here.
     """
-    from qa.build import build_index
     from qa.embed import load_embedder
     from qa.retriever import Retriever
 
@@ -330,7 +331,8 @@ def prepare(settings: Settings, engine: str = "local", ray_address: str | None =
 
         builder = load_ray_embedder(settings, ray_address, ray_actors, local=embedder)
     try:
-        return Page(settings, embedder, Retriever(settings, embedder), build_embedder=builder)
+        return Page(settings, embedder, Retriever.open(settings, embedder),
+                    build_embedder=builder)
     except IndexMissingError:
         print(f"No index in {settings.index_dir}/ yet: building it from {settings.corpus_dir}/",
               flush=True)
@@ -338,13 +340,15 @@ def prepare(settings: Settings, engine: str = "local", ray_address: str | None =
         print(f"warning: the index cannot be served: {exc}", file=sys.stderr, flush=True)
         return Page(settings, embedder, problem=f"{exc} (or press “Rebuild index”).",
                     build_embedder=builder)
+    from qa.index.build import build_index
+
     try:
         report = build_index(settings, builder)
     except QAError as exc:
         print(f"warning: could not build the index: {exc}", file=sys.stderr, flush=True)
         return Page(settings, embedder, problem=f"{exc}. {NO_INDEX}", build_embedder=builder)
     print(report.summary(), flush=True)
-    return Page(settings, embedder, Retriever(settings, embedder), build_embedder=builder)
+    return Page(settings, embedder, Retriever.open(settings, embedder), build_embedder=builder)
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -371,7 +375,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
     p.add_argument("--index", type=Path, help="index folder (default: index)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
-    engine_options(p)
+    add_engine_options(p)
     return p
 
 
@@ -411,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         demo.launch(
             server_name=args.host, server_port=args.port, auth=auth, theme=theme(),
-            css=PAGE_CSS, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, show_error=True,
+            css=PAGE_CSS, max_file_size=settings.max_upload_bytes, ssr_mode=False,
+            show_error=True,
             quiet=True, prevent_thread_lock=True, footer_links=["api"],
         )
     except OSError as exc:  # most often: the port is taken

@@ -21,8 +21,10 @@ import numpy as np
 from common import RESULTS, Clock, percentile, questions, save_result, table  # noqa: I001
 import synthetic
 
-from qa import layout
-from qa.store import DenseIndex, choose_factory, ivf_lists, load_vectors
+from qa.index import layout
+from qa.index.dense import FaissDense, choose_factory, ivf_lists
+from qa.index.manifest import read_manifest
+from qa.index.vectors import load_vectors
 
 CANDIDATES = 50
 
@@ -76,19 +78,19 @@ def measure(n: int, factory: str, nprobes: list[int], queries: np.ndarray, truth
     index_dir = synthetic.build(n, quiet=True)
     gen = index_dir / layout.read_current(index_dir)
     vectors = load_vectors(gen / layout.VECTORS_FILE)
-    manifest = layout.read_manifest(gen)
+    manifest = read_manifest(gen)
     with tempfile.TemporaryDirectory(dir=RESULTS) as tmp:
         path = Path(tmp) / "dense.faiss"
-        if manifest["faiss"]["factory"] == factory:  # the generation's own index
+        if manifest.dense.factory == factory:  # the generation's own index
             path = gen / layout.DENSE_FILE
-            synth = manifest.get("synthetic", {})
+            synth = synthetic._read_synth(gen)
             build_s = synth.get("faiss_build_seconds") or synth["build_seconds"]["faiss"]
         else:
             with Clock() as clock:
-                DenseIndex.build(vectors, factory).save(path)
+                FaissDense.build(vectors, factory).save(path)
             build_s = clock.wall
         size_mb = path.stat().st_size / 2**20
-        dense = DenseIndex.load(path)
+        dense = FaissDense.load(path)
         rows = []
         settings = nprobes if "IVF" in factory else [None]
         for nprobe in settings:

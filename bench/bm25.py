@@ -19,8 +19,8 @@ import numpy as np
 from common import load_average, percentile, questions, save_result, table  # noqa: I001
 import synthetic
 
-from qa import layout
-from qa.lexical import LexicalIndex
+from qa.index import layout
+from qa.index.lexical import LexicalIndex
 
 K = 50
 

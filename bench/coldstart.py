@@ -38,7 +38,7 @@ from qa.embed import load_embedder
 settings = Settings(index_dir=sys.argv[1])
 embedder = load_embedder(settings)
 t2 = time.perf_counter()
-retriever = Retriever(settings, embedder)
+retriever = Retriever.open(settings, embedder)
 t3 = time.perf_counter()
 retriever.answer(sys.argv[2])
 t4 = time.perf_counter()

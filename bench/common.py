@@ -134,13 +134,19 @@ def squad_index(precision: str = "fp32", embedder=None) -> Path:
 
     Returns the index folder (holding CURRENT). Built once per precision: ~2-4 minutes.
     """
-    from qa import layout
-    from qa.build import build_index
     from qa.config import Settings
+    from qa.errors import QAError
+    from qa.index import layout
+    from qa.index.build import build_index
+    from qa.index.manifest import read_manifest
 
     index_dir = RESULTS / f"squad-{precision}" / "index"
     name = layout.read_current(index_dir, required=False)
-    if name is None or layout.read_manifest(index_dir / name)["chunker"] != current_chunker():
+    try:
+        stale = name is None or read_manifest(index_dir / name).chunker != current_chunker_info()
+    except QAError:  # written by an older format: build it again
+        stale = True
+    if stale:
         from qa.embed import SentenceTransformerEmbedder
 
         embedder = embedder or SentenceTransformerEmbedder(precision=precision)
@@ -151,18 +157,22 @@ def squad_index(precision: str = "fp32", embedder=None) -> Path:
 
 
 def current_generation(index_dir: Path) -> Path:
-    from qa import layout
+    from qa.index import layout
 
     return index_dir / layout.read_current(index_dir)
 
 
-def current_chunker() -> dict:
-    """The chunker section a manifest must have to load with today's code and defaults."""
-    from qa.build import chunk_settings_for
+def current_chunker_info():
+    """The chunker a manifest must have to load with today's code and defaults."""
+    from qa.chunk import chunk_settings_for
     from qa.config import Settings
-    from qa.generation import chunker_manifest
+    from qa.index.generation import chunker_info
 
-    class BundledModel:  # all-MiniLM-L6-v2 reads 256 word pieces
-        max_tokens = 256
+    return chunker_info(chunk_settings_for(Settings(), 256))  # all-MiniLM-L6-v2 reads 256
 
-    return chunker_manifest(chunk_settings_for(Settings(), BundledModel()))
+
+def current_chunker() -> dict:
+    """`current_chunker_info()` as the manifest's JSON section."""
+    import dataclasses
+
+    return dataclasses.asdict(current_chunker_info())

@@ -69,28 +69,27 @@ class StageClock:
         """Seconds per part: read+plan, embed, write dense, write BM25, write DB+publish."""
         m = self.marks
         read = m.get("read", 0.0)
-        write0 = m.get("write 0/4", read)
+        write0 = m.get("write 0/5", read)
         return {
             "read, plan, check live index": read,
             "chunk + embed": write0 - read,
-            "FAISS + vectors": m.get("write 1/4", write0) - write0,
-            "BM25": m.get("write 2/4", write0) - m.get("write 1/4", write0),
-            "SQLite": m.get("write 3/4", write0) - m.get("write 2/4", write0),
-            "manifest, fsync, switch, cleanup": total - m.get("write 3/4", total),
+            "FAISS + vectors": m.get("write 1/5", write0) - write0,
+            "BM25": m.get("write 2/5", write0) - m.get("write 1/5", write0),
+            "SQLite": m.get("write 3/5", write0) - m.get("write 2/5", write0),
+            "manifest, fsync, switch, cleanup": total - m.get("write 3/5", total),
         }
 
 
 def embed_only(embedder, settings, article_path: Path) -> tuple[float, float, int]:
     """Wall, CPU seconds and text count to chunk and embed one article as a build does."""
-    from qa.build import _embed, chunk_settings_for
+    from qa.chunk import chunk_settings_for
+    from qa.index.build import embed_articles
     from qa.ingest import load_corpus
 
     article = load_corpus(article_path).articles[0]
-    chunking = chunk_settings_for(settings, embedder)
-    wall, cpu, (_, passages, _, sentences) = clocked(
-        lambda: _embed(embedder, [article], chunking, lambda *a: None)
-    )
-    return wall, cpu, len(passages) + sentences
+    chunking = chunk_settings_for(settings, embedder.max_tokens)
+    wall, cpu, embedded = clocked(lambda: embed_articles(embedder, [article], chunking))
+    return wall, cpu, len(embedded.vectors) + embedded.unique_sentences
 
 
 def main() -> int:
@@ -100,7 +99,7 @@ def main() -> int:
                         help="full rebuilds to time (default 1; each takes minutes)")
     args = parser.parse_args()
 
-    from qa.build import build_index
+    from qa.index.build import build_index
     from qa.config import Settings
     from qa.embed import SentenceTransformerEmbedder
 

@@ -28,7 +28,7 @@ from common import (  # noqa: I001
     save_result, table,
 )
 
-from qa.store import choose_factory  # noqa: E402
+from qa.index.dense import choose_factory  # noqa: E402
 
 STAGES = ("embed", "faiss", "bm25", "sqlite", "vectors")
 
@@ -73,12 +73,13 @@ def worker(args: argparse.Namespace) -> dict:
                                 quiet=True)
     from qa.config import Settings
     from qa.embed import SentenceTransformerEmbedder
-    from qa.retriever import Filters, Retriever
+    from qa import Filters
+    from qa.retriever import Retriever
 
     load_start = time.perf_counter()
     embedder = SentenceTransformerEmbedder(precision=args.precision)
     settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision)
-    retriever = Retriever(settings, embedder)
+    retriever = Retriever.open(settings, embedder)
     generation = retriever.generation
     load_s = time.perf_counter() - load_start
     rss_after_load = rss_breakdown_mb()
@@ -140,9 +141,9 @@ def worker(args: argparse.Namespace) -> dict:
     # Recall@10 of the final ranking against the same ranking over an exact index.
     recall = None
     if args.recall and args.mode != "bm25":
-        from qa.store import DenseIndex
+        from qa.index.dense import FaissDense
 
-        exact = DenseIndex.build(np.asarray(generation.vectors._rows), "Flat")
+        exact = FaissDense.build(np.asarray(generation.vectors._rows), "Flat")
         check = asked[:args.recall]
         approx_ids = [[h.passage.id for h in retriever.search(q, 10)] for q in check]
         generation.dense = exact
@@ -152,7 +153,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     return {
         "size": args.size, "mode": args.mode, "precision": args.precision,
-        "faiss": generation.manifest["faiss"]["factory"],
+        "faiss": generation.manifest.dense.factory,
         "dense": generation.dense.description if recall is None else None,
         "questions": len(times), "load_s": load_s, "process_s": time.perf_counter() - started,
         "p50": percentile(times, 50), "p99": percentile(times, 99),
@@ -170,7 +171,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "bm25"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    parser.add_argument("--faiss", help="FAISS factory (default: store.choose_factory)")
+    parser.add_argument("--faiss", help="FAISS factory (default: qa.index.dense.choose_factory)")
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=100, help="other questions asked first")
     parser.add_argument("--offset", type=int, default=0,

@@ -24,8 +24,8 @@ from qa.retriever import Retriever
 def evaluate(precision: str, rows: list[dict], mode: str) -> dict:
     embedder = SentenceTransformerEmbedder(precision=precision)
     index_dir = squad_index(precision, embedder)
-    retriever = Retriever(Settings(index_dir=index_dir, precision=precision, mode=mode),
-                          embedder)
+    retriever = Retriever.open(Settings(index_dir=index_dir, precision=precision, mode=mode),
+                               embedder)
     found = {k: 0 for k in KS}
     with Clock() as clock:
         for start in range(0, len(rows), 64):

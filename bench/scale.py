@@ -45,7 +45,7 @@ from common import (  # noqa: I001
 
 sys.path.insert(0, str(ROOT / "tests"))  # the throwaway cluster the tests use
 
-from qa.build import build_index  # noqa: E402
+from qa.index.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embed import SentenceTransformerEmbedder  # noqa: E402
 

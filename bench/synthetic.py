@@ -28,10 +28,12 @@ from common import (  # noqa: I001
     RESULTS, Clock, current_chunker, current_generation, folder_mb, squad_index,
 )
 
-from qa import layout
-from qa.db import PassageDB, PassageRow, write_db
-from qa.lexical import LexicalIndex, tokenize
-from qa.store import DenseIndex, choose_factory, load_vectors
+from qa.index import layout
+from qa.index.db import PassageDB, PassageRow, write_db
+from qa.index.lexical import LexicalIndex, tokenize
+from qa.index.manifest import MANIFEST, file_entries, read_manifest
+from qa.index.dense import FaissDense, choose_factory
+from qa.index.vectors import load_vectors
 from qa.types import Article, Span
 
 NOISE = 0.02
@@ -102,12 +104,23 @@ def write_passage_vectors(gen: Path, base_vectors: np.ndarray, base_ids: np.ndar
     del out
 
 
-def _write_manifest(gen: Path, manifest: dict) -> None:
-    # File sizes, where this version of the format records them, are this folder's own.
-    manifest.pop("files", None)
-    if hasattr(layout, "file_sizes"):
-        manifest["files"] = layout.file_sizes(gen)
-    layout.write_manifest(gen, manifest)
+# How the copies were made; beside the manifest, whose keys are fixed by qa.index.manifest.
+SIDECAR = "synthetic.json"
+
+
+def _read_synth(gen: Path) -> dict:
+    path = gen / SIDECAR
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_manifest(gen: Path, manifest: dict, synth: dict) -> None:
+    """Write the sidecar, then the manifest with this folder's own file sizes and hashes,
+    and check that the real reader accepts it."""
+    (gen / SIDECAR).write_text(json.dumps(synth, indent=2))
+    manifest["files"] = {name: {"size": e.size, "sha256": e.sha256}
+                         for name, e in file_entries(gen).items()}
+    (gen / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    read_manifest(gen)
 
 
 def build(n: int, *, factory: str | None = None, noise: float = NOISE, mix: float = MIX,
@@ -119,17 +132,17 @@ def build(n: int, *, factory: str | None = None, noise: float = NOISE, mix: floa
     requested, factory = factory, factory or choose_factory(n)
     gen_name = layout.generation_name(1)
     gen = index_dir / gen_name
-    manifest_path = gen / layout.MANIFEST
+    manifest_path = gen / MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        synth = manifest.get("synthetic", {})
+        synth = _read_synth(gen)
         if manifest["chunker"] != current_chunker():
             # Chunker settings only describe how the base index was cut; a synthetic
             # generation keeps its passages and takes the running code's section.
             manifest["chunker"] = current_chunker()
-            _write_manifest(gen, manifest)
-        factory = requested or manifest["faiss"]["factory"]  # None: keep what is there
-        rebuild_dense = manifest["faiss"]["factory"] != factory
+            _write_manifest(gen, manifest, synth)
+        factory = requested or manifest["dense"]["factory"]  # None: keep what is there
+        rebuild_dense = manifest["dense"]["factory"] != factory
         if (synth.get("noise"), synth.get("mix"), synth.get("seed")) != (noise, mix, seed):
             say(f"synth-{n}: rewriting the passage vectors (noise {noise}, mix {mix})")
             base_gen, _, rows, _, order = _base(base_index or squad_index("fp32"))
@@ -143,17 +156,17 @@ def build(n: int, *, factory: str | None = None, noise: float = NOISE, mix: floa
             say(f"synth-{n}: building the FAISS index {factory!r}")
             vectors = load_vectors(gen / layout.VECTORS_FILE)
             with Clock() as clock:
-                DenseIndex.build(vectors, factory).save(gen / layout.DENSE_FILE)
-            manifest["faiss"] = {"factory": factory}
+                FaissDense.build(vectors, factory).save(gen / layout.DENSE_FILE)
+            manifest["dense"] = {"backend": "faiss", "factory": factory}
             synth["faiss_build_seconds"] = round(clock.wall, 1)
             say(f"  {clock.wall:.1f} s")
-            _write_manifest(gen, manifest)
+            _write_manifest(gen, manifest, synth)
         return index_dir
     shutil.rmtree(index_dir, ignore_errors=True)
     gen.mkdir(parents=True)
 
     base_gen, infos, rows, texts, order = _base(base_index or squad_index("fp32"))
-    base_manifest = layout.read_manifest(base_gen)
+    base_manifest = json.loads((base_gen / MANIFEST).read_text())
     base_vectors = np.asarray(load_vectors(base_gen / layout.VECTORS_FILE), dtype=np.float32)
     base_sentences = np.asarray(load_vectors(base_gen / layout.SENTENCE_VECTORS_FILE))
     plan = list(_plan(n, rows, order))
@@ -217,7 +230,7 @@ def build(n: int, *, factory: str | None = None, noise: float = NOISE, mix: floa
 
     with Clock() as clock:
         vectors = load_vectors(gen / layout.VECTORS_FILE)
-        DenseIndex.build(vectors, factory).save(gen / layout.DENSE_FILE)
+        FaissDense.build(vectors, factory).save(gen / layout.DENSE_FILE)
     seconds["faiss"] = clock.wall
     say(f"  faiss {factory} {clock.wall:.1f} s")
 
@@ -227,14 +240,14 @@ def build(n: int, *, factory: str | None = None, noise: float = NOISE, mix: floa
         "generation": gen_name,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
         "corpus_dir": f"synthetic copies of {base_manifest.get('corpus_dir')}",
-        "faiss": {"factory": factory},
+        "dense": {"backend": "faiss", "factory": factory},
         "counts": {"articles": len({(c, a) for c, a, _ in plan}), "passages": n,
                    "sentences": sentence_total},
         "articles": {f"{a}~{c:05d}": infos[a].content_hash for c, a, _ in plan},
-        "synthetic": {"n": n, "noise": noise, "mix": mix, "seed": seed,
-                      "build_seconds": {k: round(v, 1) for k, v in seconds.items()}},
     }
-    _write_manifest(gen, manifest)
+    synth = {"n": n, "noise": noise, "mix": mix, "seed": seed,
+             "build_seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    _write_manifest(gen, manifest, synth)
     layout.switch_current(index_dir, gen_name)
     say(f"  {folder_mb(gen):,.0f} MiB on disk")
     return index_dir
@@ -243,7 +256,7 @@ def build(n: int, *, factory: str | None = None, noise: float = NOISE, mix: floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", type=int, nargs="+", help="passage counts")
-    parser.add_argument("--faiss", help="FAISS factory (default: store.choose_factory)")
+    parser.add_argument("--faiss", help="FAISS factory (default: qa.index.dense.choose_factory)")
     parser.add_argument("--noise", type=float, default=NOISE)
     parser.add_argument("--mix", type=float, default=MIX)
     args = parser.parse_args()

@@ -24,7 +24,7 @@ from common import (  # noqa: I001
     RESULTS, SQUAD_ARTICLES, Clock, load_average, median, read_jsonl, save_result, table,
 )
 
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.embed import SentenceTransformerEmbedder
 

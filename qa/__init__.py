@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING
 
 from qa.config import Settings
 from qa.errors import QAError
-from qa.types import Answer, Article, Hit, Passage, Quote, Span
+from qa.types import Answer, Article, Filters, Hit, Passage, Quote, Span
 
 if TYPE_CHECKING:
     from qa.retriever import Retriever
 
-__all__ = ["Answer", "Article", "Hit", "Passage", "QAError", "Quote", "Settings", "Span",
-           "ask", "load_retriever"]
+__all__ = ["Answer", "Article", "Filters", "Hit", "Passage", "QAError", "Quote", "Settings",
+           "Span", "ask", "load_retriever"]
 
 
 def load_retriever(index_dir: str = "index", **overrides: object) -> "Retriever":

@@ -8,7 +8,7 @@ from qa.chunk import is_heading
 from qa.config import Settings
 from qa.types import Answer, Hit, Quote, ScoredSpan, Span
 
-ABSTAIN_MESSAGE = "The articles don't seem to answer this."
+# An abstention shows this many closest passages (marked as not answers by the UI).
 CLOSEST_SHOWN = 2
 
 

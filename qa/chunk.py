@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa.clean import paragraph_spans
+from qa.config import Settings
 from qa.types import Article, Span
 
 # Counts word pieces for each text, without special tokens (the model's own tokenizer).
@@ -25,12 +26,13 @@ class ChunkSettings:
     # Paragraphs shorter than this merge with the next one, so no passage is a fragment.
     min_tokens: int = 24
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "max_tokens": self.max_tokens,
-            "overlap_sentences": self.overlap_sentences,
-            "min_tokens": self.min_tokens,
-        }
+
+def chunk_settings_for(settings: Settings, model_max_tokens: int) -> ChunkSettings:
+    """The chunker the settings ask for, capped so no passage exceeds what the model reads."""
+    return ChunkSettings(
+        max_tokens=min(settings.chunk_tokens, model_max_tokens),
+        overlap_sentences=settings.overlap_sentences,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from qa import layout
-from qa.answer import ABSTAIN_MESSAGE
 from qa.config import MODES, PRECISIONS, Settings
 from qa.errors import QAError
-from qa.types import Answer, Quote
+from qa.index import layout
+from qa.ray_engine import add_engine_options
+from qa.render import ABSTAIN_NOTE, EMPTY_NOTE
+from qa.types import Answer, Filters, Quote
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,11 +42,11 @@ def format_answer(answer: Answer, tty: bool) -> str:
     """The answer as a terminal reads it: numbered quotes, each with its citation."""
     lines = []
     if answer.abstained:
-        lines.append(ABSTAIN_MESSAGE)
+        lines.append(ABSTAIN_NOTE)
         if answer.closest:
             lines.append("Closest passages (not an answer):")
     elif not answer.quotes:
-        lines.append("Ask a question to get quotes.")
+        lines.append(EMPTY_NOTE)
     for number, quote in enumerate(answer.quotes or answer.closest, start=1):
         cite = f"{quote.title} — {quote.source}" + (f", {quote.date}" if quote.date else "")
         lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
@@ -80,8 +81,8 @@ class ProgressBars:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.build import build_index
     from qa.embed import load_embedder
+    from qa.index.build import build_index
 
     settings = _settings(args)
     # Say "another build is running" now, not after seconds of loading the model; the
@@ -112,7 +113,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         if args.watch:
             from qa.watch import watch_corpus
 
-            watch_corpus(settings.corpus_dir, build_once)
+            watch_corpus(settings.corpus_dir, build_once, debounce=settings.watch_debounce)
     finally:
         if args.engine == "ray":
             embedder.close()
@@ -120,11 +121,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.embed import load_embedder
-    from qa.retriever import Filters, Retriever
+    from qa.retriever import Retriever
 
-    settings = _settings(args)
-    retriever = Retriever(settings, load_embedder(settings))
+    retriever = Retriever.open(_settings(args))
     filters = Filters(tuple(args.article or ()), args.date_from, args.date_to)
     answer = retriever.answer(args.question, args.k, mode=args.mode, filters=filters)
     if args.json:
@@ -172,18 +171,6 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, help="embedding precision (default fp32)")
 
 
-def engine_options(parser: argparse.ArgumentParser) -> None:
-    """--engine and the Ray options (also used by app.py)."""
-    parser.add_argument("--engine", choices=("local", "ray"), default="local",
-                        help="where passages are embedded: this machine (default) or a Ray "
-                        "cluster (needs `pip install .[ray]`)")
-    parser.add_argument("--ray-address", metavar="HOST:PORT",
-                        help="the Ray cluster's head (default: RAY_ADDRESS, else a local Ray "
-                        "runtime); with --engine ray")
-    parser.add_argument("--ray-actors", type=int, metavar="N",
-                        help="model actors on the cluster (default: one per CPU)")
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="verbatim", description="Ask questions of news articles; answers are quotes."
@@ -202,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--faiss", metavar="FACTORY", help="FAISS index-factory string "
                    "(default: exact search, IVF for large indexes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    engine_options(p)
+    add_engine_options(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with quotes",

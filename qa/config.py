@@ -14,6 +14,9 @@ Precision = Literal["fp32", "bf16"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+# The file types the corpus reader understands (qa.ingest has one reader for each); the
+# page accepts uploads of exactly these.
+ARTICLE_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +45,24 @@ class Settings:
     # A FAISS index-factory string; None picks by size (see store.choose_factory).
     index_factory: str | None = None
     max_question_chars: int = 2000
+    # Largest file the page accepts as an upload.
+    max_upload_bytes: int = 10 * 2**20
+    # `index --watch`: seconds of quiet after the last change before rebuilding (a copy of
+    # many files, or an editor's save-as-temp-then-rename, is then one rebuild).
+    watch_debounce: float = 2.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
-        for name in ("chunk_tokens", "k", "candidates", "max_quotes_per_article", "batch_size"):
+        for name in ("chunk_tokens", "k", "candidates", "max_quotes_per_article", "batch_size",
+                     "max_question_chars", "max_upload_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if not isinstance(self.watch_debounce, (int, float)) or self.watch_debounce < 0:
+            raise ConfigError(
+                f"watch_debounce must be a number of seconds >= 0, got {self.watch_debounce!r}"
+            )
         if self.overlap_sentences < 0:
             raise ConfigError(f"overlap_sentences must be >= 0, got {self.overlap_sentences}")
         if self.mode not in MODES:
@@ -65,11 +78,22 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
-        """Defaults, then VERBATIM_* environment variables, then `overrides`."""
-        env = {
+        """Defaults, then VERBATIM_* environment variables, then `overrides`.
+
+        The only place that reads VERBATIM_* (app.py also reads its own server options).
+        """
+        env: dict[str, object] = {
             "corpus_dir": os.environ.get("VERBATIM_CORPUS"),
             "index_dir": os.environ.get("VERBATIM_INDEX"),
             "model": os.environ.get("VERBATIM_MODEL"),
             "precision": os.environ.get("VERBATIM_PRECISION"),
         }
+        debounce = os.environ.get("VERBATIM_WATCH_DEBOUNCE")
+        if debounce is not None:
+            try:
+                env["watch_debounce"] = float(debounce)
+            except ValueError:
+                raise ConfigError(
+                    f"VERBATIM_WATCH_DEBOUNCE must be a number of seconds >= 0, got {debounce!r}"
+                ) from None
         return cls().replace(**env).replace(**overrides)

@@ -25,6 +25,8 @@ class Embedder(Protocol):
     fingerprint: str
     dim: int
     max_tokens: int
+    # "fp32" or "bf16": recorded in the manifest with the vectors.
+    precision: str
 
     def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
         """float32 array (len(texts), dim), rows L2-normalised."""

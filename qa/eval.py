@@ -173,11 +173,11 @@ def eval_index_dir(articles: Path, settings: Settings) -> Path:
 
 def prepare_retriever(articles: Path, settings: Settings, embedder=None, on_progress=None):
     """Build (incrementally, so usually nothing is embedded) and open an eval index."""
-    from qa.build import build_index
     from qa.embed import load_embedder
+    from qa.index.build import build_index
     from qa.retriever import Retriever
 
     settings = settings.replace(corpus_dir=articles)
     embedder = embedder or load_embedder(settings)
     build_index(settings, embedder, on_progress=on_progress)
-    return Retriever(settings, embedder)
+    return Retriever.open(settings, embedder)

@@ -1,35 +1,33 @@
-"""`qa info`: a description of the live index."""
+"""`qa info`: a description of the live index, and its health, without loading the model."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from qa import layout
 from qa.config import Settings
 from qa.errors import QAError
+from qa.index import layout
+from qa.index.manifest import BuildStats, read_manifest
 
 
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _last_build(manifest: dict) -> str:
-    build = manifest.get("build")
-    if not build:
-        return "?"
-    again = f", {build['reembedded']} re-embedded" if build.get("reembedded") else ""
+def describe_build(build: BuildStats) -> str:
+    again = f", {build.reembedded} re-embedded" if build.reembedded else ""
     return (
-        f"{'full, ' if build.get('full') else ''}{build['added']} added, "
-        f"{build['changed']} changed, {build['removed']} removed, {build['kept']} kept{again}; "
-        f"{build['embedded_passages']} passages embedded"
+        f"{'full, ' if build.full else ''}{build.added} added, {build.changed} changed, "
+        f"{build.removed} removed, {build.kept} kept{again}; "
+        f"{build.embedded_passages} passages embedded"
     )
 
 
-def _health(path: Path) -> str:
-    """"ok", or the damage a reader would report (no model is loaded for this)."""
-    from qa.generation import Generation
+def health(path: Path) -> str:
+    """"ok", or the damage a reader would report; every file's checksum is verified."""
+    from qa.index.generation import Generation
 
     try:
-        Generation.open(path).close()
+        Generation.open(path, checksums=True).close()
     except QAError as exc:
         return f"DAMAGED: {exc}"
     return "ok"
@@ -45,25 +43,26 @@ def index_info(settings: Settings) -> str:
     index_dir = settings.index_dir
     name = layout.read_current(index_dir)
     path = index_dir / name
-    manifest = layout.read_manifest(path)
-    counts = manifest["counts"]
+    manifest = read_manifest(path)
+    counts, model = manifest.counts, manifest.model
     others = [g for g in layout.generations(index_dir) if g != name]
     temps = layout.stray_temps(index_dir)
     rows = [
         ("index", str(path)),
         ("generation", name),
-        ("model", f"{manifest['model']['id']} (dim {manifest['model']['dim']}, "
-                  f"fingerprint {manifest['model']['fingerprint']})"),
-        ("articles", str(counts["articles"])),
-        ("passages", str(counts["passages"])),
-        ("sentences", str(counts["sentences"])),
-        ("faiss", manifest.get("faiss", {}).get("factory", "?")),
-        ("chunker", ", ".join(f"{k}={v}" for k, v in manifest["chunker"].items())),
-        ("corpus", manifest.get("corpus_dir", "?")),
+        ("model", f"{model.id} (dim {model.dim}, fingerprint {model.fingerprint}, "
+                  f"{model.precision})"),
+        ("articles", str(counts.articles)),
+        ("passages", str(counts.passages)),
+        ("sentences", str(counts.sentences)),
+        ("dense", f"{manifest.dense.backend} {manifest.dense.factory}"),
+        ("chunker", ", ".join(f"{k}={getattr(manifest.chunker, k)}"
+                              for k in manifest.chunker.__slots__)),
+        ("corpus", manifest.corpus_dir),
         ("size on disk", f"{folder_bytes(path) / 2**20:.1f} MiB"),
-        ("built", f"{manifest.get('built_at', '?')} in {manifest.get('build_seconds', '?')} s"),
-        ("last build", _last_build(manifest)),
-        ("health", _health(path)),
+        ("built", f"{manifest.built_at} in {manifest.build_seconds} s"),
+        ("last build", describe_build(manifest.build)),
+        ("health", health(path)),
     ]
     if others or temps:
         extra = sum(folder_bytes(index_dir / n) for n in others + temps)

@@ -13,7 +13,6 @@ from qa.types import Article
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
@@ -45,6 +44,28 @@ class Corpus:
     skipped: tuple[Skipped, ...]
 
 
+class NotText(Exception):
+    """These bytes are not an article's text; the message says why (for a skip or a
+    refused upload)."""
+
+
+def decode_text(data: bytes) -> str:
+    """The text of an article file's bytes: UTF-8 (a BOM is fine), not binary, not blank.
+
+    Raises:
+        NotText: empty, binary (NUL bytes) or not UTF-8.
+    """
+    if b"\x00" in data[:8192]:
+        raise NotText("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NotText(f"not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
+    if not text.strip():
+        raise NotText("empty file")
+    return text
+
+
 class _SkipFile(Exception):
     """Internal: this file cannot be read; the message is the reason."""
 
@@ -58,15 +79,10 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise _SkipFile(f"unreadable ({exc.strerror or exc})") from exc
-    if b"\x00" in data[:8192]:
-        raise _SkipFile("binary file (contains NUL bytes)")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _SkipFile(f"not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
-    if not text.strip():
-        raise _SkipFile("empty file")
-    return text
+        return decode_text(data)
+    except NotText as exc:
+        raise _SkipFile(str(exc)) from exc
 
 
 def read_txt(path: Path, rel: str) -> Iterator[Document]:

@@ -478,6 +478,18 @@ def _quiet_ray_data() -> None:
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
+def add_engine_options(parser) -> None:
+    """--engine, --ray-address and --ray-actors, for `qa index` and app.py."""
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="where passages are embedded: this machine (default) or a Ray "
+                        "cluster (needs `pip install .[ray]`)")
+    parser.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="the Ray cluster's head (default: RAY_ADDRESS, else a local Ray "
+                        "runtime); with --engine ray")
+    parser.add_argument("--ray-actors", type=int, metavar="N",
+                        help="model actors on the cluster (default: one per CPU)")
+
+
 def load_ray_embedder(settings: Settings, address: str | None = None,
                       actors: int | None = None, local: Embedder | None = None) -> RayEmbedder:
     """The `--engine ray` embedder: checks Ray is installed and the cluster answers (and

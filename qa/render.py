@@ -4,9 +4,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from qa.answer import ABSTAIN_MESSAGE as ABSTAIN_NOTE
 from qa.types import Answer, Quote, Span
 
+# What the user reads, on the page and in the CLI alike.
+ABSTAIN_NOTE = "The articles don't seem to answer this."
 NOT_AN_ANSWER = "not an answer"
 EMPTY_NOTE = "Ask a question to get quotes."
 # How much text around the highlighted sentence a quote shows; the rest becomes "…".
@@ -16,6 +17,15 @@ CLOSEST_CONTEXT_CHARS = 110
 # A relevance bar has this many steps, drawn with CSS classes (no inline styles, which
 # an HTML sanitiser may strip).
 BAR_STEPS = 10
+
+
+def human_size(n: int) -> str:
+    """Bytes as a short size a person reads: 512 bytes, 3.5 KB, 10 MB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.3g} KB"
+    return f"{n / 2**20:.3g} MB"
 
 
 def esc(text: object) -> str:

@@ -1,51 +1,36 @@
-"""Question -> dense + BM25 candidates -> re-scored, filtered Hits; follows the live index."""
+"""Question -> dense + BM25 candidates -> re-scored, filtered Hits, from an index's readers.
+
+The Retriever takes its parts (where the generation comes from, the embedder, an optional
+re-ranker), so tests can hand it fakes; `Retriever.open(settings)` is the one place that
+assembles it from settings for the CLI, eval and the page.
+"""
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from qa import layout
-from qa.build import chunk_settings_for
-from qa.clean import normalize_date
-from qa.config import MODES, Settings
-from qa.db import ArticleInfo
+from qa import scoring
+from qa.chunk import chunk_settings_for
+from qa.config import MODES, Mode, Settings
 from qa.embed import Embedder, load_embedder
-from qa.errors import ConfigError, QAError
-from qa.generation import Generation, expected_for
-from qa.lexical import tokenize
-from qa.scoring import fuse, sentence_scores, term_coverage
-from qa.types import Answer, Hit, Passage, ScoredSpan
+from qa.errors import ConfigError
+from qa.index.db import ArticleInfo
+from qa.index.generation import Generation, expected_for
+from qa.index.lexical import tokenize
+from qa.index.live import IndexSource, LiveIndex
+from qa.types import Answer, Filters, Hit, Passage, ScoredSpan
 
-log = logging.getLogger(__name__)
 
+class Reranker(Protocol):
+    """An optional last stage: re-orders (and may re-score) the fused candidates."""
 
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Restrict a search to some articles (by id or title) and/or a date range."""
-
-    articles: tuple[str, ...] = ()
-    date_from: str | None = None
-    date_to: str | None = None
-
-    def __post_init__(self) -> None:
-        # Stored dates are ISO; accept what people type ("July 1, 2025") and compare alike.
-        for name in ("date_from", "date_to"):
-            value = getattr(self, name)
-            if value:
-                iso = normalize_date(value)
-                if iso is None:
-                    raise ConfigError(f"{name} must be a date like 2025-07-28, got {value!r}")
-                object.__setattr__(self, name, iso)
-        object.__setattr__(self, "articles", tuple(self.articles))
-
-    @property
-    def active(self) -> bool:
-        return bool(self.articles or self.date_from or self.date_to)
+    def rerank(self, question: str, hits: Sequence[Hit]) -> list[Hit]:
+        """`hits` best first by the fused score -> the same hits in a new order."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,81 +45,57 @@ class IndexStatus:
     path: Path
 
 
-def score_sentences(
-    sentence_vectors: np.ndarray, passage: Passage, first_row: int, query: np.ndarray,
-    question_terms: Sequence[str], sentence_terms: Sequence[Sequence[str]],
-) -> tuple[ScoredSpan, ...]:
-    """Each of the passage's sentences scored against the question."""
-    count = len(passage.sentences)
-    rows = np.asarray(sentence_vectors[first_row:first_row + count], dtype=np.float32)
-    similarity = rows @ query
-    scores = sentence_scores(similarity, term_coverage(question_terms, sentence_terms))
-    return tuple(
-        ScoredSpan(s.start, s.end, float(score), float(sim))
-        for s, score, sim in zip(passage.sentences, scores, similarity)
-    )
+@dataclass(frozen=True, slots=True)
+class _Candidates:
+    """What ranking needs of one question's candidate passages, gathered from the index."""
+
+    passages: list[Passage]
+    dense: np.ndarray
+    lexical: np.ndarray
+    # Per candidate: each sentence's cosine to the question and its term coverage.
+    sentence_similarity: list[np.ndarray]
+    sentence_coverage: list[np.ndarray]
 
 
 class Retriever:
-    """Searches the live generation of an index; picks up new generations by itself."""
+    """Searches an index's current generation; a live index follows new generations."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
-        self.settings = settings
+    def __init__(self, index: IndexSource, embedder: Embedder, settings: Settings | None = None,
+                 reranker: Reranker | None = None) -> None:
+        self.index = index
         self.embedder = embedder
-        self._expected = expected_for(embedder, chunk_settings_for(settings, embedder))
-        self._lock = threading.Lock()
-        self._generation: Generation | None = None
-        self._refused: str | None = None
-        self.refresh()
+        self.settings = settings or Settings()
+        self.reranker = reranker
 
-    # -- the live generation -------------------------------------------------------
-    def refresh(self) -> bool:
-        """Switch to the generation CURRENT names, if it changed. True if it switched.
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None,
+             reranker: Reranker | None = None) -> "Retriever":
+        """A Retriever over the live index in `settings.index_dir`, following its rebuilds.
 
-        Searches already running keep the generation object they started with. A new
-        generation is opened outside the lock, so searches never wait for a switch.
+        Loads the model the settings name unless `embedder` is given.
 
         Raises:
-            IndexCorruptError, IndexMismatchError: CURRENT names a generation that cannot
-                be served (raised once per name; later calls keep the old generation).
+            IndexMissingError: nothing has been built there yet.
+            IndexMismatchError: the index was built with another model or chunker.
+            IndexCorruptError: a file of the index is damaged.
         """
-        name = layout.read_current(self.settings.index_dir)
-        live = self._generation
-        if live is not None and name in (live.name, self._refused):
-            return False
-        try:
-            generation = Generation.open(self.settings.index_dir / name, self._expected)
-        except QAError:
-            self._refused = name  # re-checking a damaged generation on every search is waste
-            raise
-        with self._lock:
-            if self._generation is live:  # another thread may have switched meanwhile
-                self._generation = generation
-        self._refused = None
-        log.info("serving index generation %s", name)
-        return True
+        embedder = embedder or load_embedder(settings)
+        expected = expected_for(embedder, chunk_settings_for(settings, embedder.max_tokens))
+        return cls(LiveIndex(settings.index_dir, expected), embedder, settings, reranker)
 
     @property
     def generation(self) -> Generation:
-        """The live generation, re-checked against CURRENT on every call."""
-        try:
-            self.refresh()
-        except QAError as exc:
-            if self._generation is None:
-                raise
-            # A broken new generation is reported and not served; the old one still is.
-            log.error("keeping generation %s: %s", self._generation.name, exc)
-        return self._generation
+        return self.index.generation
 
     def status(self) -> IndexStatus:
         generation = self.generation
         manifest = generation.manifest
         return IndexStatus(
             generation=generation.name,
-            articles=manifest["counts"]["articles"],
-            passages=manifest["counts"]["passages"],
-            model=manifest["model"]["id"],
-            built_at=manifest.get("built_at", ""),
+            articles=manifest.counts.articles,
+            passages=manifest.counts.passages,
+            model=manifest.model.id,
+            built_at=manifest.built_at,
             path=generation.path,
         )
 
@@ -145,10 +106,10 @@ class Retriever:
         return self.generation.db.article_text(article_id)
 
     # -- search --------------------------------------------------------------------
-    def _check(self, k: int | None, mode: str | None) -> tuple[int, str]:
+    def _check(self, k: int | None, mode: str | None) -> tuple[int, Mode]:
         k = self.settings.k if k is None else k
         mode = mode or self.settings.mode
-        if not isinstance(k, int) or k <= 0:
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise ConfigError(f"k must be > 0, got {k!r}")
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -165,7 +126,7 @@ class Retriever:
         return question.strip()
 
     def search(
-        self, question: str, k: int | None = None, *, mode: str | None = None,
+        self, question: str, k: int | None = None, *, mode: Mode | None = None,
         filters: Filters | None = None,
     ) -> list[Hit]:
         """The k best passages for `question`, best first. A blank question finds nothing.
@@ -179,7 +140,7 @@ class Retriever:
         return self.search_batch([question], k, mode=mode, filters=filters)[0]
 
     def search_batch(
-        self, questions: Sequence[str], k: int | None = None, *, mode: str | None = None,
+        self, questions: Sequence[str], k: int | None = None, *, mode: Mode | None = None,
         filters: Filters | None = None,
     ) -> list[list[Hit]]:
         """`search` for many questions at once (one model call for all of them)."""
@@ -216,40 +177,35 @@ class Retriever:
 
     def _rank(
         self, generation: Generation, question: str, query: np.ndarray, candidates: list[int],
-        lexical_by_id: dict[int, float], mode: str, k: int,
+        lexical_by_id: dict[int, float], mode: Mode, k: int,
     ) -> list[Hit]:
-        """Score every candidate passage and its sentences; the k best, best first."""
-        if not candidates:
+        """The k best candidates, best first: gathers their features, scoring ranks them."""
+        found = _gather(generation, question, query, candidates, lexical_by_id)
+        if not found.passages:
             return []
-        stored = generation.db.passages_with_rows(candidates)
-        candidates = [c for c in candidates if c in stored]
-        ids = np.asarray(candidates, dtype=np.int64)
-        order_on_disk = np.argsort(ids)
-        dense = np.empty(len(ids), dtype=np.float32)
-        dense[order_on_disk] = generation.vectors[ids[order_on_disk]] @ query
-        passages = [stored[c][0] for c in candidates]
-        texts = [p.text[s.start - p.start:s.end - p.start] for p in passages for s in p.sentences]
-        terms = tokenize([question, *texts])
-        question_terms, all_sentence_terms = terms[0], terms[1:]
-        sentences, cursor = [], 0
-        for p, c in zip(passages, candidates):
-            sentence_terms = all_sentence_terms[cursor:cursor + len(p.sentences)]
-            cursor += len(p.sentences)
-            sentences.append(score_sentences(
-                generation.sentence_vectors, p, stored[c][1], query, question_terms,
-                sentence_terms,
-            ))
-        best = np.asarray([max((s.score for s in ss), default=0.0) for ss in sentences])
-        lexical = np.asarray([lexical_by_id.get(c, 0.0) for c in candidates], dtype=np.float32)
-        scores = fuse(dense, best, lexical, mode)
-        top = np.argsort(-scores, kind="stable")[:k]
-        return [
-            Hit(passage=passages[j], score=float(scores[j]), dense_score=float(dense[j]),
-                lexical_score=float(lexical[j]), sentences=sentences[j])
+        sentence_scores = [
+            scoring.sentence_scores(sim, cov)
+            for sim, cov in zip(found.sentence_similarity, found.sentence_coverage)
+        ]
+        best = np.asarray([s.max(initial=0.0) for s in sentence_scores], dtype=np.float32)
+        scores = scoring.fuse(found.dense, best, found.lexical, mode)
+        # A re-ranker sees every candidate; otherwise only the k best are made into Hits.
+        top = scoring.top(scores, len(scores) if self.reranker else k)
+        hits = [
+            Hit(passage=found.passages[j], score=float(scores[j]),
+                dense_score=float(found.dense[j]), lexical_score=float(found.lexical[j]),
+                sentences=tuple(
+                    ScoredSpan(s.start, s.end, float(score), float(sim))
+                    for s, score, sim in zip(found.passages[j].sentences, sentence_scores[j],
+                                             found.sentence_similarity[j])
+                ))
             for j in top
         ]
+        if self.reranker is not None:
+            hits = self.reranker.rerank(question, hits)
+        return hits[:k]
 
-    def answer(self, question: str, k: int | None = None, *, mode: str | None = None,
+    def answer(self, question: str, k: int | None = None, *, mode: Mode | None = None,
                filters: Filters | None = None) -> Answer:
         """The answer as verbatim quotes with highlights, or an abstention."""
         from qa.answer import build_answer
@@ -260,6 +216,32 @@ class Retriever:
         return build_answer(question, hits, k, self.settings)
 
 
+def _gather(generation: Generation, question: str, query: np.ndarray, candidates: list[int],
+            lexical_by_id: dict[int, float]) -> _Candidates:
+    """Read the candidates' passages, vectors and sentence vectors; tokenize for coverage."""
+    stored = generation.db.passages_with_rows(candidates)
+    candidates = [c for c in candidates if c in stored]
+    ids = np.asarray(candidates, dtype=np.int64)
+    dense = np.empty(len(ids), dtype=np.float32)
+    if len(ids):
+        order_on_disk = np.argsort(ids)  # rows read in file order
+        dense[order_on_disk] = generation.vectors[ids[order_on_disk]] @ query
+    passages = [stored[c][0] for c in candidates]
+    texts = [p.text[s.start - p.start:s.end - p.start] for p in passages for s in p.sentences]
+    terms = tokenize([question, *texts])
+    question_terms, sentence_terms = terms[0], terms[1:]
+    similarity, coverage, cursor = [], [], 0
+    for passage, c in zip(passages, candidates):
+        count, first = len(passage.sentences), stored[c][1]
+        rows = np.asarray(generation.sentence_vectors[first:first + count], dtype=np.float32)
+        similarity.append(rows @ query)
+        coverage.append(scoring.term_coverage(question_terms,
+                                              sentence_terms[cursor:cursor + count]))
+        cursor += count
+    lexical = np.asarray([lexical_by_id.get(c, 0.0) for c in candidates], dtype=np.float32)
+    return _Candidates(passages, dense, lexical, similarity, coverage)
+
+
 def load_retriever(index_dir: str | Path = "index", **overrides: object) -> Retriever:
     """A Retriever over the index in `index_dir` with default settings plus `overrides`.
 
@@ -268,5 +250,4 @@ def load_retriever(index_dir: str | Path = "index", **overrides: object) -> Retr
         IndexMismatchError: the index was built with another model or chunker.
         IndexCorruptError: a file of the index is damaged.
     """
-    settings = Settings.from_env(index_dir=Path(index_dir), **overrides)
-    return Retriever(settings, load_embedder(settings))
+    return Retriever.open(Settings.from_env(index_dir=Path(index_dir), **overrides))

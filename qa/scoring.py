@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa.config import Mode
+
 
 @dataclass(frozen=True, slots=True)
 class Weights:
@@ -61,7 +63,7 @@ def sentence_scores(
 
 
 def fuse(
-    dense: np.ndarray, best_sentence: np.ndarray, lexical: np.ndarray, mode: str,
+    dense: np.ndarray, best_sentence: np.ndarray, lexical: np.ndarray, mode: Mode,
     weights: Weights = DEFAULT_WEIGHTS,
 ) -> np.ndarray:
     """Final ranking scores in [0, 1] for the candidates of one question.
@@ -78,3 +80,8 @@ def fuse(
     mixed = (weights.passage * dense + weights.sentence * best_sentence
              + weights.lexical * lexical_norm)
     return np.clip(mixed / weights.maximum, 0.0, 1.0)
+
+
+def top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k highest scores, best first; ties keep the earlier position."""
+    return np.argsort(-scores, kind="stable")[:k]

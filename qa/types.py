@@ -94,3 +94,38 @@ class Answer:
     quotes: tuple[Quote, ...] = ()
     abstained: bool = False
     closest: tuple[Quote, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrict a search to some articles (by id or title) and/or a date range.
+
+    Dates may be written as people type them ("July 1, 2025"); they are kept as ISO dates,
+    as stored articles' dates are, so they compare alike.
+    """
+
+    articles: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        from qa.clean import normalize_date
+        from qa.errors import ConfigError
+
+        if isinstance(self.articles, str):  # Filters(articles="x") would match nothing
+            raise ConfigError(
+                f"articles must be a list of article ids or titles, got the text "
+                f"{self.articles!r}; write articles=({self.articles!r},)"
+            )
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value:
+                iso = normalize_date(value)
+                if iso is None:
+                    raise ConfigError(f"{name} must be a date like 2025-07-28, got {value!r}")
+                object.__setattr__(self, name, iso)
+        object.__setattr__(self, "articles", tuple(self.articles))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.articles or self.date_from or self.date_to)

@@ -8,10 +8,12 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.config import ARTICLE_SUFFIXES, Settings
 from qa.errors import QAError
+from qa.ingest import NotText, decode_text
+from qa.render import human_size
 
-ALLOWED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".jsonl")
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = Settings().max_upload_bytes
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w .()+-]+")
 
@@ -42,24 +44,15 @@ def safe_name(name: str) -> str:
     if not dot:
         stem, suffix = base, ""
     suffix = "." + suffix.lower() if suffix else ""
-    if suffix not in ALLOWED_SUFFIXES:
+    if suffix not in ARTICLE_SUFFIXES:
         raise UploadError(
             f"{name!r}: {suffix or 'no file type'} is not an article type; "
-            f"upload {', '.join(ALLOWED_SUFFIXES)} files"
+            f"upload {', '.join(ARTICLE_SUFFIXES)} files"
         )
     stem = stem.strip(" .")[: MAX_NAME_CHARS - len(suffix)]
     if not stem:
         raise UploadError(f"{name!r} has no usable file name; rename it and upload again")
     return stem + suffix
-
-
-def human_size(n: int) -> str:
-    """Bytes as a short size a person reads: 512 bytes, 3.5 KB, 10 MB."""
-    if n < 1024:
-        return f"{n} bytes"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.3g} KB"
-    return f"{n / 2**20:.3g} MB"
 
 
 def too_big(name: str, size: int, limit: int) -> UploadError:
@@ -71,18 +64,13 @@ def too_big(name: str, size: int, limit: int) -> UploadError:
 
 
 def check_content(data: bytes, name: str, limit: int = MAX_UPLOAD_BYTES) -> None:
-    """Refuse files that are too big, empty, binary or not UTF-8 text."""
+    """Refuse files that are too big, or that the corpus reader would skip as not text."""
     if len(data) > limit:
         raise too_big(name, len(data), limit)
-    if not data.strip():
-        raise UploadError(f"{name!r} is empty")
-    if b"\x00" in data[:8192]:
-        raise UploadError(f"{name!r} is a binary file, not text; upload the article as text")
     try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UploadError(f"{name!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") \
-            from exc
+        decode_text(data)
+    except NotText as exc:
+        raise UploadError(f"{name!r} is not an article: {exc}") from exc
 
 
 def _free_name(folder: Path, name: str) -> str:

@@ -9,29 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from qa.errors import BuildLockedError, ConfigError, CorpusError, QAError
+from qa.errors import BuildLockedError, CorpusError, QAError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DEBOUNCE = 2.0
-# Seconds of quiet after the last change before rebuilding (a copy of many files, or an
-# editor's save-as-temp-then-rename, is one rebuild).
-DEBOUNCE_ENV = "VERBATIM_WATCH_DEBOUNCE"
 _EVENTS = ("created", "deleted", "modified", "moved")
-
-
-def debounce_seconds() -> float:
-    """The debounce delay: VERBATIM_WATCH_DEBOUNCE if set, else 2 s."""
-    raw = os.environ.get(DEBOUNCE_ENV)
-    if raw is None:
-        return DEFAULT_DEBOUNCE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise ConfigError(f"{DEBOUNCE_ENV} must be a number of seconds >= 0, got {raw!r}")
-    return value
 
 
 def is_relevant(corpus_dir: Path, event_type: str, paths: list[str], is_directory: bool) -> bool:
@@ -58,10 +40,11 @@ def watch_corpus(
     corpus_dir: Path,
     rebuild: Callable[[], object],
     *,
-    debounce: float | None = None,
+    debounce: float = 2.0,
     stop: threading.Event | None = None,
 ) -> None:
-    """Call `rebuild()` after the corpus changes, once things have been quiet `debounce` s.
+    """Call `rebuild()` after the corpus changes, once things have been quiet `debounce` s
+    (`Settings.watch_debounce`).
 
     Runs until `stop` is set or Ctrl-C. A failed rebuild (for example another build holds
     the lock, or the folder is briefly empty) is reported and retried on the next change;
@@ -73,7 +56,6 @@ def watch_corpus(
     corpus_dir = Path(corpus_dir).resolve()
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} does not exist; --watch needs a folder")
-    debounce = debounce_seconds() if debounce is None else debounce
     stop = stop or threading.Event()
     changed = threading.Event()
     last_change = [0.0]

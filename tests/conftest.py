@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from qa.build import build_index  # noqa: E402
+from qa.index.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,7 @@ class FakeEmbedder:
     fingerprint = "fake-bow-v1"
     dim = 64
     max_tokens = 256
+    precision = "fp32"
 
     def __init__(self) -> None:
         self.encoded: list[str] = []
@@ -87,4 +88,4 @@ def seed_settings(tmp_path_factory, real_embedder) -> Settings:
 def seed_retriever(seed_settings, real_embedder):
     from qa.retriever import Retriever
 
-    return Retriever(seed_settings, real_embedder)
+    return Retriever.open(seed_settings, real_embedder)

@@ -94,7 +94,7 @@ class CountingEmbedder:
     def __init__(self, inner) -> None:
         self._inner = inner
         self.model_id, self.fingerprint = inner.model_id, inner.fingerprint
-        self.dim, self.max_tokens = inner.dim, inner.max_tokens
+        self.dim, self.max_tokens, self.precision = inner.dim, inner.max_tokens, inner.precision
         self.encoded: list[str] = []
         self._lock = threading.Lock()
 
@@ -111,7 +111,6 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
                HF_HUB_DISABLE_TELEMETRY="1")
-    env.pop("VERBATIM_PAUSE_AT", None)
     env.update(extra)
     return env
 
@@ -159,3 +158,37 @@ def wait_for_line(stream, marker: str, timeout: float = 180) -> list[str]:
 
 def index_entries(settings: Settings) -> set[str]:
     return {p.name for p in settings.index_dir.iterdir()}
+
+
+def memory_generation(articles, embedder, settings: Settings = Settings()):
+    """A Generation assembled in memory (no files) from `articles`, as a build would."""
+    from qa.chunk import chunk_settings_for
+    from qa.index.build import assemble, content_hash, embed_articles
+    from qa.index.db import PassageDB
+    from qa.index.dense import FaissDense
+    from qa.index.generation import Generation, chunker_info
+    from qa.index.lexical import LexicalIndex
+    from qa.index.manifest import (
+        FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo,
+    )
+
+    chunking = chunk_settings_for(settings, embedder.max_tokens)
+    built = assemble(articles, frozenset(), None, embed_articles(embedder, articles, chunking))
+    hashes = {a.id: content_hash(a) for a in articles}
+    texts = {a.id: a.text for a in articles}
+    manifest = Manifest(
+        format_version=FORMAT_VERSION, generation="memory", previous=None, built_at="",
+        build_seconds=0.0, corpus_dir="(memory)",
+        model=ModelInfo(id=embedder.model_id, fingerprint=embedder.fingerprint,
+                        dim=embedder.dim),
+        chunker=chunker_info(chunking), dense=DenseInfo("faiss", "Flat"),
+        counts=Counts(len(articles), len(built.rows), len(built.sentence_vectors)),
+        build=BuildStats(True, len(articles), 0, 0, 0, 0, len(built.rows), 0),
+        files={}, articles=hashes,
+    )
+    return Generation(
+        Path("memory"), manifest, FaissDense.build(built.vectors, "Flat"),
+        LexicalIndex.build([texts[r.article_id][r.start:r.end] for r in built.rows]),
+        built.vectors, built.sentence_vectors,
+        PassageDB.in_memory(((a, hashes[a.id]) for a in articles), built.rows),
+    )

@@ -11,9 +11,9 @@ import pytest
 from index_helpers import (
     NEW_FILE, NEW_QUESTION, add_new_article, copy_index, hit_keys, seed_questions,
 )
-from qa import layout
-from qa.build import build_index
-from qa.generation import Generation
+from qa.index import layout
+from qa.index.build import build_index
+from qa.index.generation import Generation
 from qa.retriever import Retriever
 
 
@@ -43,10 +43,10 @@ def test_readers_see_old_or_new_generation_during_rebuilds(seed_settings, real_e
     settings = copy_index(seed_settings, tmp_path)
     ferry_question = "What was replaced on the island ferry?"
     questions = [q["question"] for q in seed_questions()[:4]] + [NEW_QUESTION, ferry_question]
-    retriever = Retriever(settings, real_embedder)
+    retriever = Retriever.open(settings, real_embedder)
 
     def expected_now() -> tuple[str, dict[str, tuple]]:
-        fresh = Retriever(settings, real_embedder)
+        fresh = Retriever.open(settings, real_embedder)
         return fresh.generation.name, {q: hit_keys(fresh.search(q, k=5)) for q in questions}
 
     expected = dict([expected_now()])

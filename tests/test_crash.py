@@ -12,15 +12,47 @@ import pytest
 from conftest import ROOT, SEED_FILE
 from index_helpers import (
     NEW_ANSWER, NEW_FILE, NEW_QUESTION, add_new_article, answer_keys, cli_env, copy_index,
-    found_answer, index_entries, run_cli, seed_questions, start_build, wait_for_line,
+    found_answer, index_entries, run_cli, seed_questions, wait_for_line,
 )
-from qa import layout
-from qa.build import build_index
+from qa.index import layout
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import BuildLockedError
 from qa.retriever import Retriever
 
 STAGES = ("embed", "write", "switch")
+
+# A real build in its own process that stops at a known point (through the progress
+# callback) and waits there to be killed: "embed" = passages embedded, nothing written;
+# "write" = the temp folder holds the dense files only; "switch" = the new generation is in
+# place, CURRENT not yet switched to it.
+PAUSING_BUILD = """
+import sys, time
+sys.path.insert(0, sys.argv[4])
+from pathlib import Path
+from qa.config import Settings
+from qa.embed import load_embedder
+from qa.index.build import build_index
+
+stage = sys.argv[3]
+wanted, step = {"embed": ("embed", 1), "write": ("write", 1), "switch": ("write", 4)}[stage]
+
+def pause_at_stage(name, done, total):
+    if name == wanted and done >= step:
+        print(f"PAUSED {stage}", file=sys.stderr, flush=True)
+        time.sleep(600)
+
+settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
+build_index(settings, load_embedder(settings), on_progress=pause_at_stage)
+"""
+
+
+def start_paused_build(settings, stage: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", PAUSING_BUILD, str(settings.corpus_dir), str(settings.index_dir),
+         stage, str(ROOT)],
+        cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
 
 
 def seed_answers(retriever: Retriever) -> tuple[list, int]:
@@ -36,7 +68,7 @@ def seed_answers(retriever: Retriever) -> tuple[list, int]:
 
 @pytest.mark.slow
 def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embedder, tmp_path):
-    before, found = seed_answers(Retriever(seed_settings, real_embedder))
+    before, found = seed_answers(Retriever.open(seed_settings, real_embedder))
     assert found >= 6, f"only {found}/8 seed questions answered before any crash"
 
     # One build per stage, in parallel (each on its own copy), each paused at its stage.
@@ -47,10 +79,10 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
     builds = {}
     for stage, settings in copies.items():
         add_new_article(settings)
-        builds[stage] = start_build(settings, VERBATIM_PAUSE_AT=stage)
+        builds[stage] = start_paused_build(settings, stage)
     try:
         for stage, process in builds.items():
-            wait_for_line(process.stderr, f"VERBATIM_PAUSED {stage}")
+            wait_for_line(process.stderr, f"PAUSED {stage}")
 
         # While paused, each build holds the lock: a second writer is refused, clearly.
         with pytest.raises(BuildLockedError, match="another build is running"):
@@ -76,7 +108,7 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
 
     for stage, settings in copies.items():
         # The previous index loads and answers exactly as before the build.
-        retriever = Retriever(settings, real_embedder)
+        retriever = Retriever.open(settings, real_embedder)
         assert retriever.generation.name == live, stage
         assert seed_answers(retriever)[0] == before, stage
         assert NEW_FILE not in {h.passage.article_id
@@ -95,7 +127,7 @@ import sys
 sys.path.insert(0, sys.argv[3])
 from pathlib import Path
 from conftest import FakeEmbedder
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
 settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
 extra = settings.corpus_dir / "extra.txt"
@@ -128,7 +160,7 @@ def test_sigkill_at_random_moments(tmp_path, fake_embedder):
         child.send_signal(signal.SIGKILL)
         child.wait()
 
-        retriever = Retriever(settings, fake_embedder)  # loads, with every check
+        retriever = Retriever.open(settings, fake_embedder)  # loads, with every check
         hits = retriever.search("Huawei Baidu SenseTime alliance", k=3)
         assert hits and hits[0].passage.article_id == SEED_FILE.name
         assert retriever.status().articles in (1, 2)

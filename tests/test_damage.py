@@ -4,13 +4,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 
 import pytest
 
 from conftest import FakeEmbedder
 from index_helpers import copy_index, run_cli, small_corpus
-from qa import layout
-from qa.build import build_index
+from qa.index import layout
+from qa.index.generation import Generation
+from qa.index.manifest import MANIFEST
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retriever import Retriever
@@ -40,9 +43,9 @@ def live(settings: Settings):
 
 
 def edit_manifest(path, change) -> None:
-    manifest = json.loads((path / layout.MANIFEST).read_text())
+    manifest = json.loads((path / MANIFEST).read_text())
     change(manifest)
-    (path / layout.MANIFEST).write_text(json.dumps(manifest))
+    (path / MANIFEST).write_text(json.dumps(manifest))
 
 
 def truncate(path, keep: float = 0.5) -> None:
@@ -59,8 +62,14 @@ def scribble(path, at: int, length: int = 512) -> None:
 
 
 def forget_sizes(path) -> None:
-    """As if an older build had written no file sizes: the loaders' own checks must hold."""
-    edit_manifest(path, lambda m: m.pop("files"))
+    """As if the manifest listed no files: the loaders' own checks must still hold."""
+    edit_manifest(path, lambda m: m.update(files={}))
+
+
+def point_past_the_sentences(path) -> None:
+    """A hand edit of the passages table (the checksum catches it; so do the row checks)."""
+    with sqlite3.connect(path / "passages.sqlite") as conn:
+        conn.execute("UPDATE passages SET first_sentence = 1000000 WHERE id = 0")
 
 
 def bump(section: str, key: str):
@@ -104,6 +113,18 @@ DAMAGE = {
                                   IndexCorruptError, "passages.sqlite"),
     "counts: sentences disagree": (lambda g, i: edit_manifest(g, bump("counts", "sentences")),
                                    IndexCorruptError, "sentence_vectors.npy"),
+    "bm25 array overwritten, same size": (
+        lambda g, i: scribble(max((g / "bm25").glob("*.npy"), key=lambda p: p.stat().st_size),
+                              200, 16),
+        IndexCorruptError, "bm25"),
+    "passage row points past the sentences": (lambda g, i: point_past_the_sentences(g),
+                                              IndexCorruptError, "passages.sqlite"),
+    "manifest files is a list": (lambda g, i: edit_manifest(g, lambda m: m.update(files=[1, 2])),
+                                 IndexCorruptError, "manifest.json"),
+    "manifest names a file outside": (
+        lambda g, i: edit_manifest(g, lambda m: m["files"].update(
+            {"/etc/shadow": {"size": 1, "sha256": "0"}})),
+        IndexCorruptError, "manifest.json"),
     "another model": (
         lambda g, i: edit_manifest(g, lambda m: m["model"].update(id="other", fingerprint="f")),
         IndexMismatchError, "manifest.json"),
@@ -124,14 +145,14 @@ def test_damage_is_named_and_the_fix_works(kind, damaged_copy, real_embedder):
     damage(live(settings), settings.index_dir)
 
     with pytest.raises(error) as caught:
-        Retriever(settings, real_embedder)
+        Retriever.open(settings, real_embedder)
     message = str(caught.value)
     assert str(settings.index_dir) in message and file in message, message
     assert FIX in message, message
 
     report = build_index(settings, real_embedder, full=True)
     assert report.generation == "gen-000003" and report.articles == 3
-    assert answers_gamma(Retriever(settings, real_embedder))
+    assert answers_gamma(Retriever.open(settings, real_embedder))
     assert layout.stray_temps(settings.index_dir) == []
 
 
@@ -142,11 +163,11 @@ def test_a_plain_build_does_not_reuse_a_damaged_index(kind, damaged_copy, real_e
     damage(live(damaged_copy), damaged_copy.index_dir)
     report = build_index(damaged_copy, real_embedder)
     assert report.kept == 0 and report.reembedded == 3, report.summary()
-    assert answers_gamma(Retriever(damaged_copy, real_embedder))
+    assert answers_gamma(Retriever.open(damaged_copy, real_embedder))
 
 
 def test_a_damaged_new_generation_is_not_served(damaged_copy, real_embedder):
-    retriever = Retriever(damaged_copy, real_embedder)
+    retriever = Retriever.open(damaged_copy, real_embedder)
     assert retriever.generation.name == "gen-000002"
     (damaged_copy.corpus_dir / "beta.txt").write_text("Beta\n\nThe Beta school closed.")
     build_index(damaged_copy, real_embedder)
@@ -170,7 +191,7 @@ def test_damaged_live_and_previous_generations_do_not_block_the_fix(damaged_copy
                      "--index", str(index), "-q"])
     assert fixed.returncode == 0, fixed.stderr
     assert "gen-000003: 3 articles" in fixed.stdout
-    assert answers_gamma(Retriever(damaged_copy, real_embedder))
+    assert answers_gamma(Retriever.open(damaged_copy, real_embedder))
     info = run_cli(["info", "--index", str(index)])
     assert "health        ok" in info.stdout
     build_index(damaged_copy, real_embedder, full=True)  # the damaged ones age out
@@ -189,8 +210,15 @@ def test_an_index_of_another_model_is_a_mismatch(tmp_path, real_embedder):
     settings = small_corpus(tmp_path)
     build_index(settings, FakeEmbedder())
     with pytest.raises(IndexMismatchError) as caught:
-        Retriever(settings, real_embedder)
+        Retriever.open(settings, real_embedder)
     assert "fake-bow" in str(caught.value) and "all-MiniLM-L6-v2" in str(caught.value)
     assert FIX in str(caught.value)
     build_index(settings, real_embedder, full=True)
-    assert answers_gamma(Retriever(settings, real_embedder))
+    assert answers_gamma(Retriever.open(settings, real_embedder))
+
+
+def test_row_checks_hold_where_checksums_are_skipped(damaged_copy):
+    """Large generations skip checksums on load: the passage rows are still checked."""
+    point_past_the_sentences(live(damaged_copy))
+    with pytest.raises(IndexCorruptError, match="point outside the sentences"):
+        Generation.open(live(damaged_copy), checksums=False)

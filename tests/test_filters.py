@@ -3,9 +3,10 @@ import json
 
 import pytest
 
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
-from qa.retriever import Filters, Retriever
+from qa import Filters
+from qa.retriever import Retriever
 
 ARTICLES = [
     {"id": "port", "title": "Port strike ends", "date": "2025-03-14",
@@ -27,7 +28,7 @@ def retriever(request, tmp_path, fake_embedder):
     (corpus / "news.jsonl").write_text("".join(json.dumps(a) + "\n" for a in ARTICLES))
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     build_index(settings, embedder)
-    return Retriever(settings, embedder)
+    return Retriever.open(settings, embedder)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])

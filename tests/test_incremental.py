@@ -9,10 +9,11 @@ from index_helpers import (
     ARTICLES, NEW_ANSWER, NEW_ARTICLE, NEW_FILE, NEW_QUESTION, CountingEmbedder,
     add_new_article, copy_index, found_answer, normalise, small_corpus,
 )
-from qa import layout
-from qa.build import build_index
+from qa.index import layout
+from qa.index.build import build_index
 from qa.config import Settings
-from qa.generation import Generation
+from qa.index.generation import Generation
+from qa.index.manifest import read_manifest
 from qa.retriever import Retriever
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_changed_article_is_reembedded_and_removed_one_is_gone(small, fake_embed
     assert (report.added, report.changed, report.removed, report.kept) == (0, 1, 1, 1)
     assert any("atlas of the moon" in t for t in fake_embedder.encoded)
     assert not any("Alpha" in t for t in fake_embedder.encoded)
-    retriever = Retriever(small, fake_embedder)
+    retriever = Retriever.open(small, fake_embedder)
     hits = retriever.search("Gamma bakery rye loaf bread prize", k=10)
     assert "gamma.txt" not in {h.passage.article_id for h in hits}
     assert "gamma.txt" not in {a.id for a in retriever.articles()}
@@ -129,9 +130,9 @@ def test_generations_keep_the_previous_one_and_remove_older(small, fake_embedder
         build_index(small, fake_embedder)
     assert layout.generations(small.index_dir) == ["gen-000003", "gen-000004"]
     assert layout.read_current(small.index_dir) == "gen-000004"
-    manifest = layout.read_manifest(small.index_dir / "gen-000004")
-    assert manifest["previous"] == "gen-000003"
-    assert manifest["build"]["added"] == 1 and manifest["build"]["kept"] == 5
+    manifest = read_manifest(small.index_dir / "gen-000004")
+    assert manifest.previous == "gen-000003"
+    assert manifest.build.added == 1 and manifest.build.kept == 5
 
 
 # -- with the real model ------------------------------------------------------------------
@@ -139,7 +140,7 @@ def test_generations_keep_the_previous_one_and_remove_older(small, fake_embedder
 def test_real_model_embeds_only_the_new_article(seed_settings, real_embedder, tmp_path):
     settings = copy_index(seed_settings, tmp_path)
     counting = CountingEmbedder(real_embedder)
-    retriever = Retriever(settings, counting)
+    retriever = Retriever.open(settings, counting)
     before = retriever.generation.name
 
     add_new_article(settings)

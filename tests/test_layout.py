@@ -1,6 +1,7 @@
 """The index folder: CURRENT, generation names, cleanup, manifest checks, the lock, `qa info`."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,9 +13,13 @@ import pytest
 
 from conftest import ROOT
 from index_helpers import cli_env, copy_index, run_cli
-from qa import layout
-from qa.build import build_index
 from qa.errors import BuildLockedError, IndexCorruptError, IndexMissingError
+from qa.index import layout
+from qa.index.build import build_index
+from qa.index.manifest import (
+    FORMAT_VERSION, BuildStats, ChunkerInfo, Counts, DenseInfo, Manifest, ModelInfo,
+    read_manifest,
+)
 
 
 def make_generations(index_dir, *names):
@@ -75,34 +80,75 @@ def test_remove_stale_keeps_current_and_previous(tmp_path):
 def test_publish_makes_a_read_only_generation(tmp_path):
     temp = layout.temp_generation(tmp_path, "gen-000001")
     (temp / "dense.faiss").write_bytes(b"abc")
-    (temp / "bm25").mkdir()
-    (temp / "bm25" / "vocab.json").write_text("{}")
-    assert layout.file_sizes(temp) == {"bm25/vocab.json": 2, "dense.faiss": 3}
     final = layout.publish(temp, tmp_path, "gen-000001")
     assert not temp.exists() and layout.generations(tmp_path) == ["gen-000001"]
     assert (final / "dense.faiss").stat().st_mode & 0o777 == 0o444
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "not valid JSON"),
-    ('{"format_version": 99}', "format version 99"),
-    ('["a list"]', "format version None"),
-    ('{"format_version": 1, "model": {"id": "m"}, "chunker": {}, "articles": {}}',
-     "lacks model.fingerprint, model.dim, counts"),
-])
-def test_read_manifest_names_the_file_and_the_fix(tmp_path, text, message):
-    (tmp_path / "manifest.json").write_text(text)
-    with pytest.raises(IndexCorruptError) as caught:
-        layout.read_manifest(tmp_path)
-    assert message in str(caught.value)
-    assert str(tmp_path / "manifest.json") in str(caught.value)
-    assert "python -m qa index --full" in str(caught.value)
+def a_manifest(name: str, previous: str | None) -> Manifest:
+    return Manifest(
+        format_version=FORMAT_VERSION, generation=name, previous=previous,
+        built_at="2026-01-01T00:00:00+00:00", build_seconds=1.5, corpus_dir="/corpus",
+        model=ModelInfo(id="m", fingerprint="f", dim=4),
+        chunker=ChunkerInfo(max_tokens=256, overlap_sentences=1, min_tokens=24),
+        dense=DenseInfo(backend="faiss", factory="Flat"),
+        counts=Counts(articles=1, passages=1, sentences=1),
+        build=BuildStats(full=True, added=1, changed=0, removed=0, kept=0, reembedded=0,
+                         embedded_passages=1, embedded_sentences=0),
+        files={}, articles={"a": "h"},
+    )
+
+
+def test_new_generation_publishes_and_switches_on_commit(tmp_path):
+    events = []
+    with layout.new_generation(tmp_path, on_published=lambda: events.append(
+            ("published", layout.read_current(tmp_path, required=False)))) as gen:
+        assert gen.name == "gen-000001" and gen.previous is None
+        assert gen.path.name == ".tmp-gen-000001"
+        (gen.path / "bm25").mkdir()
+        (gen.path / "bm25" / "vocab.json").write_text("{}")
+        (gen.path / "dense.faiss").write_bytes(b"abc")
+        gen.commit(a_manifest(gen.name, gen.previous))
+    # The hook runs with the new folder in place and CURRENT not yet switched.
+    assert events == [("published", None)]
+    assert layout.read_current(tmp_path) == "gen-000001"
+    manifest = read_manifest(tmp_path / "gen-000001")
+    assert {name: entry.size for name, entry in manifest.files.items()} == {
+        "bm25/vocab.json": 2, "dense.faiss": 3}
+    assert manifest.files["dense.faiss"].sha256 == hashlib.sha256(b"abc").hexdigest()
+    with layout.new_generation(tmp_path) as gen:
+        assert (gen.name, gen.previous) == ("gen-000002", "gen-000001")
+        gen.commit(a_manifest(gen.name, gen.previous))
+    with layout.new_generation(tmp_path) as gen:
+        gen.commit(a_manifest(gen.name, gen.previous))
+    # The one before the live generation is kept for readers; older ones go.
+    assert layout.generations(tmp_path) == ["gen-000002", "gen-000003"]
+
+
+@pytest.mark.parametrize("failure", ["exception", "no commit"])
+def test_new_generation_leaves_nothing_when_the_block_fails(tmp_path, failure):
+    with layout.new_generation(tmp_path) as gen:
+        gen.commit(a_manifest(gen.name, gen.previous))
+    with pytest.raises((OSError, RuntimeError)):
+        with layout.new_generation(tmp_path) as gen:
+            (gen.path / "dense.faiss").write_bytes(b"half")
+            if failure == "exception":
+                raise OSError(28, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CURRENT", "gen-000001"]
+    assert layout.read_current(tmp_path) == "gen-000001"
+
+
+def test_a_manifest_must_match_its_generation(tmp_path):
+    with pytest.raises(ValueError, match="committed into gen-000001"):
+        with layout.new_generation(tmp_path) as gen:
+            gen.commit(a_manifest("gen-000007", None))
+    assert layout.generations(tmp_path) == [] and layout.stray_temps(tmp_path) == []
 
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from qa import layout
+from qa.index import layout
 with layout.build_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -157,19 +203,19 @@ def test_info_prints_the_live_index(seed_settings, tmp_path):
     result = run_cli(["info", "--index", str(settings.index_dir)])
     assert result.returncode == 0, result.stderr
     live = layout.read_current(settings.index_dir)
-    manifest = layout.read_manifest(settings.index_dir / live)
+    manifest = read_manifest(settings.index_dir / live)
     lines = dict(re.match(r"^(\S.*?)\s{2,}(.*)$", line).groups()
                  for line in result.stdout.splitlines())
     assert lines["generation"] == live
     assert lines["model"].startswith("all-MiniLM-L6-v2 (dim 384")
-    assert lines["articles"] == str(manifest["counts"]["articles"])
-    assert lines["passages"] == str(manifest["counts"]["passages"])
+    assert lines["articles"] == str(manifest.counts.articles)
+    assert lines["passages"] == str(manifest.counts.passages)
     assert lines["corpus"] == str(seed_settings.corpus_dir.resolve())
     assert lines["size on disk"].endswith("MiB") and lines["built"].startswith("20")
-    build = manifest["build"]
+    build = manifest.build
     assert lines["last build"].startswith(
-        f"{build['added']} added, {build['changed']} changed, {build['removed']} removed, "
-        f"{build['kept']} kept")
+        f"{build.added} added, {build.changed} changed, {build.removed} removed, "
+        f"{build.kept} kept")
     assert lines["health"] == "ok"
 
 
@@ -183,10 +229,12 @@ def test_manifest_has_the_documented_fields(seed_settings):
     folder = seed_settings.index_dir / layout.read_current(seed_settings.index_dir)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert {"format_version", "generation", "previous", "built_at", "build_seconds",
-            "corpus_dir", "model", "chunker", "faiss", "counts", "build", "files",
-            "articles"} <= manifest.keys()
+            "corpus_dir", "model", "chunker", "dense", "counts", "build", "files",
+            "articles"} == manifest.keys()
     assert set(manifest["files"]) >= {"dense.faiss", "vectors.npy", "sentence_vectors.npy",
                                       "passages.sqlite"}
     assert any(name.startswith("bm25/") for name in manifest["files"])
-    assert all((folder / n).stat().st_size == s for n, s in manifest["files"].items())
+    for name, entry in manifest["files"].items():
+        data = (folder / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert not os.access(folder / "dense.faiss", os.W_OK) or os.geteuid() == 0

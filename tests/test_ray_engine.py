@@ -25,7 +25,7 @@ import pytest
 
 from conftest import EVAL, ROOT, FakeEmbedder, read_jsonl
 from index_helpers import CountingEmbedder, cli_env, copy_index, run_cli, small_corpus
-from qa.build import build_index
+from qa.index.build import build_index
 from qa.config import Settings
 from qa.errors import ClusterError, ConfigError
 from qa.ray_engine import MAX_BLOCK, MIN_BLOCK, block_size, host_port, probe, resolve_address

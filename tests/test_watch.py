@@ -13,10 +13,11 @@ from index_helpers import (
     NEW_ANSWER, NEW_FILE, NEW_QUESTION, add_new_article, found_answer, small_corpus,
     start_build, wait_for_line,
 )
-from qa.build import build_index
+from qa.index.build import build_index
+from qa.config import Settings
 from qa.errors import ConfigError, CorpusError
 from qa.retriever import Retriever
-from qa.watch import debounce_seconds, is_relevant, watch_corpus
+from qa.watch import is_relevant, watch_corpus
 
 DEBOUNCE = 0.4
 
@@ -67,12 +68,14 @@ def test_which_events_count(event, paths, is_dir, relevant):
 
 def test_debounce_setting(monkeypatch):
     monkeypatch.delenv("VERBATIM_WATCH_DEBOUNCE", raising=False)
-    assert debounce_seconds() == 2.0
+    assert Settings.from_env().watch_debounce == 2.0
     monkeypatch.setenv("VERBATIM_WATCH_DEBOUNCE", "0.25")
-    assert debounce_seconds() == 0.25
+    assert Settings.from_env().watch_debounce == 0.25
     monkeypatch.setenv("VERBATIM_WATCH_DEBOUNCE", "soon")
     with pytest.raises(ConfigError, match="'soon'"):
-        debounce_seconds()
+        Settings.from_env()
+    with pytest.raises(ConfigError, match="-1"):
+        Settings(watch_debounce=-1)
 
 
 def test_watch_needs_a_folder(tmp_path):
@@ -126,7 +129,7 @@ def test_cli_watch_rebuilds_on_change(tmp_path, real_embedder):
         wait_for_line(process.stderr, "watching")
         add_new_article(settings)
         wait_for_line(process.stdout, "gen-000002: 4 articles")
-        retriever = Retriever(settings, real_embedder)
+        retriever = Retriever.open(settings, real_embedder)
         assert found_answer(retriever.search(NEW_QUESTION, k=1), [NEW_ANSWER])
 
         (settings.corpus_dir / NEW_FILE).unlink()

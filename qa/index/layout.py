@@ -1,4 +1,4 @@
-"""The index folder: generation directories, the CURRENT pointer, the manifest, the lock.
+"""The index folder: generation directories, the CURRENT pointer, the lock, atomic publish.
 
 index/
   CURRENT            one line: the live generation's folder name (replaced atomically)
@@ -9,19 +9,19 @@ index/
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import REBUILD_HINT, BuildLockedError, IndexCorruptError, IndexMissingError
+from qa.index.manifest import Manifest, file_entries, write_manifest
 
-FORMAT_VERSION = 1
 CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
 LOCK = ".build.lock"
 DENSE_FILE = "dense.faiss"
 VECTORS_FILE = "vectors.npy"
@@ -30,13 +30,6 @@ DB_FILE = "passages.sqlite"
 LEXICAL_DIR = "bm25"
 _GENERATION = re.compile(r"^gen-(\d{6})$")
 _TEMP_PREFIX = ".tmp-"
-# Sections (and their keys) every manifest has; loading checks them before use.
-_MANIFEST_SHAPE = {
-    "model": ["id", "fingerprint", "dim"],
-    "chunker": [],
-    "counts": ["articles", "passages", "sentences"],
-    "articles": [],
-}
 
 
 def fsync_dir(path: Path) -> None:
@@ -192,47 +185,6 @@ def remove_stale(index_dir: Path, keep: Iterable[str | None]) -> list[str]:
     return removed
 
 
-def file_sizes(folder: Path) -> dict[str, int]:
-    """Every file under `folder` (but the manifest) -> its size: recorded in the manifest,
-    so a missing or truncated file is named on load before anything reads it."""
-    sizes = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            sizes[path.relative_to(folder).as_posix()] = path.stat().st_size
-    return sizes
-
-
-def write_manifest(folder: Path, manifest: dict) -> None:
-    with (folder / MANIFEST).open("w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-
-
-def read_manifest(folder: Path) -> dict:
-    path = folder / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexCorruptError(f"{path} is missing; {REBUILD_HINT}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"{path} is not valid JSON ({exc}); {REBUILD_HINT}") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        found = manifest.get("format_version") if isinstance(manifest, dict) else None
-        raise IndexCorruptError(
-            f"{path} has format version {found!r}, this Verbatim reads {FORMAT_VERSION}; "
-            f"{REBUILD_HINT}"
-        )
-    missing = []
-    for section, keys in _MANIFEST_SHAPE.items():
-        value = manifest.get(section)
-        if isinstance(value, dict):
-            missing += [f"{section}.{key}" for key in keys if key not in value]
-        else:
-            missing.append(section)
-    if missing:
-        raise IndexCorruptError(f"{path} lacks {', '.join(missing)}; {REBUILD_HINT}")
-    return manifest
-
-
 @contextmanager
 def build_lock(index_dir: Path, wait_seconds: float = 0):
     """Hold the one-writer lock; a second build waits up to `wait_seconds`, then refuses."""
@@ -253,3 +205,59 @@ def build_lock(index_dir: Path, wait_seconds: float = 0):
         yield
     finally:
         lock.release()
+
+
+@dataclass(slots=True)
+class NewGeneration:
+    """A generation being written (see `new_generation`): files go into `path`."""
+
+    name: str
+    path: Path
+    previous: str | None
+    manifest: Manifest | None = None
+
+    def commit(self, manifest: Manifest) -> Manifest:
+        """Seal the generation: record every file's size and checksum in its manifest.
+
+        Call once, after the last file is written; returns the manifest as written.
+        """
+        if self.manifest is not None:
+            raise RuntimeError(f"generation {self.name} is already committed")
+        if (manifest.generation, manifest.previous) != (self.name, self.previous):
+            raise ValueError(
+                f"manifest of {manifest.generation} (previous {manifest.previous}) committed "
+                f"into {self.name} (previous {self.previous})"
+            )
+        self.manifest = dataclasses.replace(manifest, files=file_entries(self.path))
+        write_manifest(self.path, self.manifest)
+        return self.manifest
+
+
+@contextmanager
+def new_generation(index_dir: Path, on_published: Callable[[], None] | None = None
+                   ) -> Iterator[NewGeneration]:
+    """Write a new generation and make it live, crash-safely. Hold `build_lock` around it.
+
+    Inside the block, write the files into `gen.path` (a temp folder beside the live
+    generation) and call `gen.commit(manifest)` last. On leaving the block the folder is
+    fsynced and renamed into place, CURRENT is switched with an atomic `os.replace`, and
+    generations older than the one replaced are removed. An exception inside the block (a
+    full disk, Ctrl-C) removes the temp folder; a crash at any moment leaves the previous
+    generation live, and the next build removes what is left. `on_published` runs once the
+    new folder is in place, just before CURRENT switches to it.
+    """
+    previous = read_current(index_dir, required=False)
+    name = next_generation(index_dir)
+    gen = NewGeneration(name, temp_generation(index_dir, name), previous)
+    try:
+        yield gen
+        if gen.manifest is None:
+            raise RuntimeError(f"generation {name} was written without a manifest (commit it)")
+        publish(gen.path, index_dir, name)
+    except BaseException:
+        shutil.rmtree(gen.path, ignore_errors=True)
+        raise
+    if on_published is not None:
+        on_published()
+    switch_current(index_dir, name)
+    remove_stale(index_dir, keep=(name, previous))

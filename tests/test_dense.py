@@ -7,8 +7,9 @@ import faiss
 import numpy as np
 import pytest
 
-from qa import store
-from qa.store import DenseIndex, choose_factory, ivf_lists, load_vectors, save_vectors
+from qa.index import dense as store
+from qa.index.dense import FaissDense, choose_factory, ivf_lists
+from qa.index.vectors import load_vectors, save_vectors
 
 
 def clustered(n: int, dim: int = 32, clusters: int = 50, seed: int = 0) -> np.ndarray:
@@ -63,13 +64,13 @@ def test_chosen_factories_are_valid_faiss_strings():
 
 def test_bad_factory_string_is_a_clear_error():
     with pytest.raises(ValueError, match="NotAnIndex"):
-        DenseIndex.build(clustered(100), "NotAnIndex")
+        FaissDense.build(clustered(100), "NotAnIndex")
 
 
 # -- exact --------------------------------------------------------------------------------
 def test_flat_search_is_exact_and_filtered_search_stays_inside_the_filter():
     x, q = clustered(2000), clustered(20, seed=1)
-    index = DenseIndex.build(x, "Flat")
+    index = FaissDense.build(x, "Flat")
     _, ids = index.search(q, 10)
     assert np.array_equal(ids, brute_force(x, q, 10))
     allowed = np.arange(0, 2000, 7)
@@ -79,7 +80,7 @@ def test_flat_search_is_exact_and_filtered_search_stays_inside_the_filter():
 
 
 def test_empty_filter_finds_nothing():
-    index = DenseIndex.build(clustered(100), "Flat")
+    index = FaissDense.build(clustered(100), "Flat")
     scores, ids = index.search(clustered(2, seed=1), 5, np.zeros(0, np.int64))
     assert (ids == -1).all() and ids.shape == (2, 5)
 
@@ -88,7 +89,7 @@ def test_empty_filter_finds_nothing():
 @pytest.fixture(scope="module")
 def ivf_data():
     x, q = clustered(20_000), clustered(50, seed=1)
-    return x, q, DenseIndex.build(x, "IVF64,Flat")
+    return x, q, FaissDense.build(x, "IVF64,Flat")
 
 
 def test_ivf_recall_against_brute_force(ivf_data):
@@ -123,7 +124,7 @@ def test_ivf_save_load_roundtrip_is_memory_mapped(ivf_data, tmp_path):
     path = tmp_path / "dense.faiss"
     index.save(path)
     path.chmod(0o444)  # generations are published read-only
-    loaded = DenseIndex.load(path)
+    loaded = FaissDense.load(path)
     assert str(path) in mapped_files()
     assert loaded.size == len(x) and loaded.dim == x.shape[1]
     assert loaded.description == index.description  # nprobe travels with the file
@@ -138,13 +139,13 @@ def test_old_ivf_files_without_nprobe_get_the_default(tmp_path):
     raw.train(x)
     raw.add(x)
     faiss.write_index(raw, str(tmp_path / "old.faiss"))  # nprobe 1, as older builds saved
-    assert "nprobe=32" in DenseIndex.load(tmp_path / "old.faiss").description
+    assert "nprobe=32" in FaissDense.load(tmp_path / "old.faiss").description
 
 
 def test_flat_load_is_memory_mapped(tmp_path):
     x = clustered(3000)
-    DenseIndex.build(x, "Flat").save(tmp_path / "flat.faiss")
-    loaded = DenseIndex.load(tmp_path / "flat.faiss")
+    FaissDense.build(x, "Flat").save(tmp_path / "flat.faiss")
+    loaded = FaissDense.load(tmp_path / "flat.faiss")
     assert str(tmp_path / "flat.faiss") in mapped_files()
     _, ids = loaded.search(x[:5], 1)
     assert ids[:, 0].tolist() == [0, 1, 2, 3, 4]
@@ -152,9 +153,9 @@ def test_flat_load_is_memory_mapped(tmp_path):
 
 def test_hnsw_override_builds_searches_and_loads(tmp_path):
     x, q = clustered(3000), clustered(20, seed=1)
-    index = DenseIndex.build(x, "HNSW16")
+    index = FaissDense.build(x, "HNSW16")
     index.save(tmp_path / "hnsw.faiss")
-    loaded = DenseIndex.load(tmp_path / "hnsw.faiss")
+    loaded = FaissDense.load(tmp_path / "hnsw.faiss")
     assert "efSearch=128" in loaded.description
     assert recall(loaded.search(q, 10)[1], brute_force(x, q, 10)) >= 0.9
     allowed = np.arange(0, 3000, 3)
@@ -200,7 +201,7 @@ def test_truncated_vector_file_is_a_clear_error(tmp_path):
 
 def test_a_single_query_searches_on_one_thread_and_restores_the_setting(monkeypatch):
     x = clustered(2000)
-    index = DenseIndex.build(x, "Flat")
+    index = FaissDense.build(x, "Flat")
     seen = []
     inner = index._index.search
 

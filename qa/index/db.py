@@ -52,6 +52,26 @@ class PassageRow:
     sentences: tuple[Span, ...]
 
 
+def _fill(conn: sqlite3.Connection, articles: Iterable[tuple[Article, str]],
+          passages: Iterable[PassageRow]) -> None:
+    conn.executescript(SCHEMA)
+    conn.executemany(
+        "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ((a.id, a.title, a.source, a.date, a.url, h, a.text) for a, h in articles),
+    )
+    for row in passages:
+        conn.execute(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row.id, row.article_id, row.start, row.end, row.context,
+             row.first_sentence, len(row.sentences)),
+        )
+        conn.executemany(
+            "INSERT INTO sentences VALUES (?, ?, ?)",
+            ((row.first_sentence + i, s.start, s.end) for i, s in enumerate(row.sentences)),
+        )
+    conn.commit()
+
+
 def write_db(
     path: Path,
     articles: Iterable[tuple[Article, str]],
@@ -60,22 +80,7 @@ def write_db(
     """Write a new database file (articles with their content hash, passages, sentences)."""
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(SCHEMA)
-        conn.executemany(
-            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ((a.id, a.title, a.source, a.date, a.url, h, a.text) for a, h in articles),
-        )
-        for row in passages:
-            conn.execute(
-                "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (row.id, row.article_id, row.start, row.end, row.context,
-                 row.first_sentence, len(row.sentences)),
-            )
-            conn.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?)",
-                ((row.first_sentence + i, s.start, s.end) for i, s in enumerate(row.sentences)),
-            )
-        conn.commit()
+        _fill(conn, articles, passages)
     finally:
         conn.close()
 
@@ -83,12 +88,20 @@ def write_db(
 class PassageDB:
     """Read-only access to one generation's database, safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection | None = None) -> None:
         # immutable=1: generations never change once written, so skip all locking.
-        self._conn = sqlite3.connect(
+        self._conn = connection or sqlite3.connect(
             f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
         self._lock = threading.Lock()
+
+    @classmethod
+    def in_memory(cls, articles: Iterable[tuple[Article, str]],
+                  passages: Iterable[PassageRow]) -> "PassageDB":
+        """The same database held in memory (a generation assembled without disk)."""
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        _fill(conn, articles, passages)
+        return cls(Path(":memory:"), conn)
 
     def close(self) -> None:
         self._conn.close()
@@ -102,6 +115,23 @@ class PassageDB:
         result = self._query("PRAGMA quick_check")
         if result != [("ok",)]:
             raise sqlite3.DatabaseError(str(result[:3]))
+
+    def check_rows(self, passages: int, sentences: int) -> None:
+        """Raise sqlite3.DatabaseError if a passage points outside the sentences or has no
+        article: the rows were edited by hand, or written by a broken build. (One pass over
+        the passages table, without reading article texts.)"""
+        ((bad,),) = self._query(
+            """SELECT COUNT(*) FROM passages p
+               WHERE p.id < 0 OR p.id >= ? OR p.first_sentence < 0 OR p.sentence_count < 1
+                  OR p.first_sentence + p.sentence_count > ? OR p.start < 0
+                  OR p."end" <= p.start
+                  OR NOT EXISTS (SELECT 1 FROM articles a WHERE a.id = p.article_id)""",
+            (passages, sentences),
+        )
+        if bad:
+            raise sqlite3.DatabaseError(
+                f"{bad} passage rows point outside the sentences or to no article"
+            )
 
     def counts(self) -> tuple[int, int, int]:
         """(articles, passages, sentences)."""

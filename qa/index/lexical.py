@@ -104,13 +104,6 @@ class LexicalIndex:
         tokens = tokenize([question])[0]
         return [self._vocab[t] for t in tokens if t in self._vocab]
 
-    def scores(self, question: str) -> np.ndarray:
-        """BM25 score of every passage for `question` (a corpus-sized array; for tests)."""
-        ids = self.token_ids(question)
-        if not ids:
-            return np.zeros(self._num_docs, dtype=np.float32)
-        return np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
-
     def _accumulate(self, token_ids: list[int]) -> np.ndarray:
         """BM25 of every passage for these terms, in this thread's reused buffer."""
         buffer = getattr(self._local, "buffer", None)

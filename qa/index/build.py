@@ -1,0 +1,373 @@
+"""Corpus -> a new index generation, re-embedding only new and changed articles."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from qa.chunk import (
+    Chunk, ChunkSettings, chunk_article, chunk_settings_for, embedding_text,
+    sentence_embedding_text,
+)
+from qa.config import Settings
+from qa.embed import Embedder
+from qa.errors import CorpusError, QAError
+from qa.index import layout
+from qa.index.db import PassageRow, write_db
+from qa.index.dense import DEFAULT_BACKEND, backend_class, choose_factory
+from qa.index.generation import Expected, Generation, chunker_info, expected_for
+from qa.index.lexical import LexicalIndex
+from qa.index.manifest import (
+    FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo, read_manifest,
+)
+from qa.index.vectors import save_vectors
+from qa.ingest import Corpus, Skipped, load_corpus
+from qa.types import Article, Span
+
+log = logging.getLogger(__name__)
+
+# (stage, done, total): "read" (articles read), "embed" (texts embedded), then "write" in
+# WRITE_STEPS steps: dense files, BM25, passages, published (CURRENT not yet switched), live.
+OnProgress = Callable[[str, int, int], None]
+WRITE_STEPS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReport:
+    """What a build did, for the summary line, the page and the manifest.
+
+    added/changed/removed compare the corpus with the live generation's manifest; kept
+    counts articles whose stored vectors were reused; reembedded counts unchanged
+    articles embedded again (`--full`, or a live generation that could not be reused).
+    """
+
+    generation: str
+    articles: int
+    passages: int
+    added: int
+    changed: int
+    removed: int
+    kept: int
+    embedded_passages: int
+    skipped: tuple[Skipped, ...]
+    seconds: float
+    reembedded: int = 0
+    embedded_sentences: int = 0
+    previous: str | None = None
+    # Nothing changed since the live generation: no new generation was written.
+    up_to_date: bool = False
+
+    @classmethod
+    def of(cls, generation: str, corpus: Corpus, passages: int, stats: BuildStats,
+           started: float, previous: str | None, up_to_date: bool = False) -> "BuildReport":
+        """The report of a build that started at `started` (time.perf_counter())."""
+        return cls(
+            generation=generation, articles=len(corpus.articles), passages=passages,
+            added=stats.added, changed=stats.changed, removed=stats.removed, kept=stats.kept,
+            reembedded=stats.reembedded, embedded_passages=stats.embedded_passages,
+            embedded_sentences=stats.embedded_sentences, skipped=corpus.skipped,
+            seconds=time.perf_counter() - started, previous=previous, up_to_date=up_to_date,
+        )
+
+    def summary(self) -> str:
+        again = f", {self.reembedded} re-embedded" if self.reembedded else ""
+        head = f"{self.generation} is up to date" if self.up_to_date else self.generation
+        return (
+            f"{head}: {self.articles} articles, {self.passages} passages "
+            f"({self.added} added, {self.changed} changed, {self.removed} removed, "
+            f"{self.kept} kept{again}; {self.embedded_passages} passages embedded), "
+            f"{len(self.skipped)} files skipped, {self.seconds:.1f} s"
+        )
+
+
+def content_hash(article: Article) -> str:
+    """Changes whenever anything that is embedded or shown for the article changes."""
+    payload = json.dumps([article.title, article.text, article.date, article.url, article.source])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """Fresh articles cut into passages, with their passage and sentence vectors (in
+    article order, then passage order, then sentence order)."""
+
+    chunks: dict[str, list[Chunk]]
+    vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    # Sentences embedded on their own (the rest reused a passage vector or a twin sentence).
+    unique_sentences: int
+
+
+def embed_articles(
+    embedder: Embedder, articles: Sequence[Article], chunking: ChunkSettings,
+    progress: OnProgress = lambda stage, done, total: None,
+) -> Embedded:
+    """Chunk `articles` and embed their passages and sentences."""
+    chunks = {a.id: chunk_article(a, embedder.count_tokens, chunking) for a in articles}
+    passage_texts = [embedding_text(c, a.text) for a in articles for c in chunks[a.id]]
+    sentence_texts = [
+        sentence_embedding_text(c, a.text, s) for a in articles for c in chunks[a.id]
+        for s in c.sentences
+    ]
+    # Embed each distinct text once: overlapping passages share sentences, and a
+    # one-sentence passage reads exactly like its sentence.
+    passage_row = {text: i for i, text in enumerate(passage_texts)}
+    unique = [t for t in dict.fromkeys(sentence_texts) if t not in passage_row]
+    total = len(passage_texts) + len(unique)
+    vectors = embedder.encode(passage_texts, lambda done, _: progress("embed", done, total))
+    unique_vectors = embedder.encode(
+        unique, lambda done, _: progress("embed", len(passage_texts) + done, total)
+    )
+    pool = np.concatenate([vectors, unique_vectors]) if len(unique) else vectors
+    row = {**{t: len(passage_texts) + i for i, t in enumerate(unique)}, **passage_row}
+    sentence_vectors = pool[np.asarray([row[t] for t in sentence_texts], dtype=np.int64)]
+    return Embedded(chunks, vectors, sentence_vectors, len(unique))
+
+
+@dataclass(frozen=True, slots=True)
+class Reusable:
+    """The live generation's rows and vectors, checked, for articles that did not change."""
+
+    name: str
+    manifest: Manifest
+    hashes: dict[str, str]
+    rows: dict[str, list[PassageRow]]
+    vectors: np.ndarray
+    sentence_vectors: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Assembled:
+    """Every article's passage rows (ids 0..n-1 in corpus order) and their vectors."""
+
+    rows: list[PassageRow]
+    vectors: np.ndarray
+    sentence_vectors: np.ndarray
+
+
+def assemble(articles: Sequence[Article], kept_ids: frozenset[str],
+             previous: Reusable | None, fresh: Embedded) -> Assembled:
+    """Kept articles' stored rows and vectors, fresh ones' new rows, renumbered in order."""
+    rows: list[PassageRow] = []
+    vector_parts: list[np.ndarray] = []
+    sentence_parts: list[np.ndarray] = []
+    next_fresh = next_fresh_sentence = 0
+    for article in articles:
+        if article.id in kept_ids:
+            old_rows = previous.rows.get(article.id, [])
+            vector_parts.append(previous.vectors[[r.id for r in old_rows]])
+            sentence_ids = [r.first_sentence + i for r in old_rows for i in range(len(r.sentences))]
+            sentence_parts.append(previous.sentence_vectors[sentence_ids])
+            new = [(r.start, r.end, r.context, r.sentences) for r in old_rows]
+        else:
+            article_chunks = fresh.chunks[article.id]
+            count = sum(len(c.sentences) for c in article_chunks)
+            vector_parts.append(fresh.vectors[next_fresh:next_fresh + len(article_chunks)])
+            sentence_parts.append(
+                fresh.sentence_vectors[next_fresh_sentence:next_fresh_sentence + count]
+            )
+            next_fresh += len(article_chunks)
+            next_fresh_sentence += count
+            new = [(c.start, c.end, c.context, c.sentences) for c in article_chunks]
+        for start, end, context, sentences in new:
+            first = rows[-1].first_sentence + len(rows[-1].sentences) if rows else 0
+            rows.append(PassageRow(len(rows), article.id, start, end, context, first,
+                                   tuple(Span(s.start, s.end) for s in sentences)))
+    vectors = np.concatenate(vector_parts).astype(np.float32)
+    sentence_vectors = np.concatenate(sentence_parts).astype(np.float16)
+    return Assembled(rows, vectors, sentence_vectors)
+
+
+def write_files(folder: Path, articles: Sequence[Article], hashes: dict[str, str],
+                assembled: Assembled, dense: DenseInfo, progress: OnProgress) -> None:
+    """A generation's data files (everything but the manifest) into `folder`."""
+    backend_class(dense.backend).build(assembled.vectors, dense.factory).save(
+        folder / layout.DENSE_FILE
+    )
+    save_vectors(folder / layout.VECTORS_FILE, assembled.vectors)
+    save_vectors(folder / layout.SENTENCE_VECTORS_FILE, assembled.sentence_vectors)
+    progress("write", 1, WRITE_STEPS)
+    texts = {a.id: a.text for a in articles}
+    LexicalIndex.build(
+        [texts[r.article_id][r.start:r.end] for r in assembled.rows]
+    ).save(folder / layout.LEXICAL_DIR)
+    progress("write", 2, WRITE_STEPS)
+    write_db(folder / layout.DB_FILE, ((a, hashes[a.id]) for a in articles), assembled.rows)
+    progress("write", 3, WRITE_STEPS)
+
+
+def _live_manifest(index_dir: Path) -> tuple[str | None, Manifest | None]:
+    """The live generation's name and manifest (None if it has none or it is unreadable)."""
+    name = layout.read_current(index_dir, required=False)
+    if name is None:
+        return None, None
+    try:
+        return name, read_manifest(index_dir / name)
+    except QAError:
+        return name, None
+
+
+def _previous(index_dir: Path, name: str | None, expected: Expected) -> Reusable | None:
+    """What the live generation can lend, or None if there is none or it does not fit.
+
+    It is opened with every check a reader makes, checksums included, so damage is never
+    copied forward.
+    """
+    if name is None:
+        return None
+    try:
+        generation = Generation.open(index_dir / name, expected, checksums=True)
+    except QAError as exc:
+        log.warning("not reusing the live index (%s); embedding every article", exc)
+        return None
+    try:
+        return Reusable(
+            name, generation.manifest, generation.db.content_hashes(),
+            generation.db.passage_rows(), generation.vectors, generation.sentence_vectors,
+        )
+    except (sqlite3.Error, OSError, ValueError, KeyError) as exc:
+        log.warning("not reusing the live index %s (%s); embedding every article", name, exc)
+        return None
+    finally:
+        generation.close()
+
+
+def _corpus(settings: Settings) -> Corpus:
+    corpus = load_corpus(settings.corpus_dir)
+    if not corpus.articles:
+        detail = "; ".join(f"{s.source}: {s.reason}" for s in corpus.skipped[:5])
+        raise CorpusError(
+            f"no readable articles in {settings.corpus_dir}"
+            + (f" (skipped {detail})" if detail else "")
+            + "; add .txt, .md, .html or .jsonl files"
+        )
+    return corpus
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which articles keep their vectors and which are embedded, against the live index."""
+
+    hashes: dict[str, str]
+    old_hashes: dict[str, str]
+    kept_ids: frozenset[str]
+    fresh: tuple[Article, ...]
+
+    @property
+    def removed(self) -> int:
+        return len(set(self.old_hashes) - set(self.hashes))
+
+    def stats(self, full: bool, embedded: Embedded | None) -> BuildStats:
+        old, new = self.old_hashes, self.hashes
+        return BuildStats(
+            full=full,
+            added=sum(1 for a in self.fresh if a.id not in old),
+            changed=sum(1 for a in self.fresh if a.id in old and old[a.id] != new[a.id]),
+            removed=self.removed,
+            kept=len(self.kept_ids),
+            reembedded=sum(1 for a in self.fresh if old.get(a.id) == new[a.id]),
+            embedded_passages=0 if embedded is None else len(embedded.vectors),
+            embedded_sentences=0 if embedded is None else embedded.unique_sentences,
+        )
+
+
+def _plan(corpus: Corpus, previous: Reusable | None, live: Manifest | None) -> _Plan:
+    hashes = {a.id: content_hash(a) for a in corpus.articles}
+    # Reuse only what the checked live generation holds; still compare with its
+    # manifest when it cannot be reused, so the summary says what changed.
+    reusable = previous.hashes if previous else {}
+    old_hashes = previous.hashes if previous else dict(live.articles if live else {})
+    kept = frozenset(aid for aid, h in hashes.items() if reusable.get(aid) == h)
+    fresh = tuple(a for a in corpus.articles if a.id not in kept)
+    return _Plan(hashes, old_hashes, kept, fresh)
+
+
+def _up_to_date(plan: _Plan, previous: Reusable | None, settings: Settings) -> bool:
+    return (previous is not None and not plan.fresh and not plan.removed
+            and previous.manifest.corpus_dir == _corpus_dir(settings)
+            and settings.index_factory in (None, previous.manifest.dense.factory))
+
+
+def _model_info(embedder: Embedder) -> ModelInfo:
+    return ModelInfo(id=embedder.model_id, fingerprint=embedder.fingerprint, dim=embedder.dim,
+                     precision=embedder.precision)
+
+
+def _corpus_dir(settings: Settings) -> str:
+    return str(settings.corpus_dir.resolve())
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    full: bool = False,
+    on_progress: OnProgress | None = None,
+    wait_seconds: float = 0,
+) -> BuildReport:
+    """Build a new generation from `settings.corpus_dir` and make it live.
+
+    Unchanged articles keep their vectors; `full=True` re-embeds everything. The old
+    generation stays live and loadable until the new one is completely on disk. When
+    nothing changed, no generation is written and the report says `up_to_date`.
+
+    Raises:
+        BuildLockedError: another build holds the lock for longer than `wait_seconds`.
+        CorpusError: the corpus folder is missing or has no readable article.
+    """
+    started = time.perf_counter()
+    progress = on_progress or (lambda stage, done, total: None)
+    index_dir = settings.index_dir
+    with layout.build_lock(index_dir, wait_seconds):
+        # We hold the lock, so any temp folder is a crashed build's: free its space first.
+        for leftover in layout.remove_temps(index_dir):
+            log.info("removed %s, left by a crashed build", leftover)
+        corpus = _corpus(settings)
+        chunking = chunk_settings_for(settings, embedder.max_tokens)
+        live, live_manifest = _live_manifest(index_dir)
+        previous = None if full else _previous(index_dir, live, expected_for(embedder, chunking))
+        plan = _plan(corpus, previous, live_manifest)
+        progress("read", len(corpus.articles), len(corpus.articles))
+        if _up_to_date(plan, previous, settings):
+            # Nothing to build: the live generation stays, and so does the one before it.
+            before = previous.manifest.previous
+            layout.remove_stale(index_dir, keep=(live, before))
+            return BuildReport.of(live, corpus, previous.manifest.counts.passages,
+                                  plan.stats(full, None), started, before, up_to_date=True)
+
+        embedded = embed_articles(embedder, plan.fresh, chunking, progress)
+        assembled = assemble(corpus.articles, plan.kept_ids, previous, embedded)
+        stats = plan.stats(full, embedded)
+        dense = DenseInfo(DEFAULT_BACKEND,
+                          settings.index_factory or choose_factory(len(assembled.vectors)))
+        progress("write", 0, WRITE_STEPS)
+        with layout.new_generation(
+            index_dir, on_published=lambda: progress("write", 4, WRITE_STEPS)
+        ) as gen:
+            write_files(gen.path, corpus.articles, plan.hashes, assembled, dense, progress)
+            gen.commit(Manifest(
+                format_version=FORMAT_VERSION,
+                generation=gen.name,
+                previous=gen.previous,
+                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                build_seconds=round(time.perf_counter() - started, 2),
+                corpus_dir=_corpus_dir(settings),
+                model=_model_info(embedder),
+                chunker=chunker_info(chunking),
+                dense=dense,
+                counts=Counts(articles=len(corpus.articles), passages=len(assembled.rows),
+                              sentences=len(assembled.sentence_vectors)),
+                build=stats,
+                files={},  # filled in by commit
+                articles=plan.hashes,
+            ))
+        progress("write", WRITE_STEPS, WRITE_STEPS)
+    return BuildReport.of(gen.name, corpus, len(assembled.rows), stats, started, gen.previous)

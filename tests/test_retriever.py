@@ -1,0 +1,71 @@
+"""The Retriever from its parts: an index assembled in memory, a fake embedder, a re-ranker."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from conftest import FakeEmbedder
+from index_helpers import ARTICLES, memory_generation
+from qa.config import Settings
+from qa.errors import ConfigError
+from qa.index.live import StaticIndex
+from qa.retriever import Retriever
+from qa.types import Article
+
+
+def articles() -> list[Article]:
+    out = []
+    for name, text in ARTICLES.items():
+        title, _, body = text.partition("\n\n")
+        out.append(Article(id=name, title=title, text=body, source=name))
+    return out
+
+
+@pytest.fixture(scope="module")
+def retriever() -> Retriever:
+    embedder = FakeEmbedder()
+    return Retriever(StaticIndex(memory_generation(articles(), embedder)), embedder, Settings())
+
+
+def test_search_without_an_index_on_disk(retriever):
+    hits = retriever.search("Which bakery won the bread prize for its rye loaf?", k=2)
+    assert hits[0].passage.article_id == "gamma.txt"
+    assert "rye loaf" in hits[0].passage.text
+    assert retriever.status().generation == "memory" and retriever.status().articles == 3
+
+
+def test_answer_quotes_the_article(retriever):
+    answer = retriever.answer("How many books does the Beta library have?", k=1)
+    assert not answer.abstained and answer.quotes[0].article_id == "beta.txt"
+
+
+class Reverse:
+    """A re-ranker that puts the fused order upside down (and says what it saw)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def rerank(self, question, hits):
+        self.seen.append(len(hits))
+        return [dataclasses.replace(h, score=1.0 - h.score) for h in reversed(hits)]
+
+
+def test_a_reranker_sees_every_candidate_and_decides_the_order(retriever):
+    reranker = Reverse()
+    plain = retriever.search("harbour wall council", k=10)
+    reranked = Retriever(retriever.index, retriever.embedder, retriever.settings, reranker)
+    hits = reranked.search("harbour wall council", k=2)
+    assert reranker.seen == [len(plain)] and len(plain) > 2
+    assert [h.passage.id for h in hits] == [h.passage.id for h in reversed(plain)][:2]
+
+
+@pytest.mark.parametrize("k", [0, -1, "3", 2.5, True])
+def test_k_is_checked(retriever, k):
+    with pytest.raises(ConfigError, match="k must be > 0"):
+        retriever.search("harbour", k=k)
+
+
+def test_blank_question_finds_nothing(retriever):
+    assert retriever.search("   ", k=3) == []
+    assert retriever.answer("   ").quotes == ()
