@@ -204,6 +204,8 @@ class RayEmbedder:
         self._local = local
         self.model_id, self.fingerprint = local.model_id, local.fingerprint
         self.dim, self.max_tokens = local.dim, local.max_tokens
+        # The actors embed in the settings' precision, and the manifest records it.
+        self.precision = settings.precision
         # Only what an actor needs to load the same model: no driver paths travel.
         self._actor_settings = Settings(model=settings.model, precision=settings.precision,
                                         batch_size=settings.batch_size)

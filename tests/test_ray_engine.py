@@ -168,9 +168,10 @@ def test_the_ray_embedder_keeps_the_local_model_metadata_and_checks_its_argument
     from qa.ray_engine import RayEmbedder
 
     local = FakeEmbedder()
-    embedder = RayEmbedder(local, Settings(), address="10.0.0.5:6379")
+    embedder = RayEmbedder(local, Settings(precision="bf16"), address="10.0.0.5:6379")
     assert (embedder.model_id, embedder.fingerprint, embedder.dim, embedder.max_tokens) == \
         (local.model_id, local.fingerprint, local.dim, local.max_tokens)
+    assert embedder.precision == "bf16"  # what the actors embed in
     assert embedder.count_tokens(["two words"]) == [2]
     assert embedder.encode([]).shape == (0, local.dim)  # nothing to send: no cluster needed
     assert embedder.take_stats().summary("x") == "ray: nothing to embed on the cluster (x)"
