@@ -70,12 +70,26 @@ def assert_same_index(got: dict, want: dict) -> None:
     assert got["passages"] == want["passages"]
     assert got["sentences"] == want["sentences"]
     assert got["articles"] == want["articles"]
-    strip = lambda m: {k: v for k, v in m.items() if k not in TIMING_FIELDS}  # noqa: E731
     assert strip(got["manifest"]) == strip(want["manifest"])
+    # Every file has the same size; the bytes may differ where floats are (vectors, FAISS)
+    # and, across processes, in BM25 (its files follow the hash seed, local builds too).
+    assert sizes(got["manifest"]) == sizes(want["manifest"])
+    db = want["manifest"]["files"]["passages.sqlite"]
+    assert got["manifest"]["files"]["passages.sqlite"] == db  # the rows, byte for byte
     assert got["vectors"].shape == want["vectors"].shape
     np.testing.assert_allclose(got["vectors"], want["vectors"], atol=1e-5)
     # Sentence vectors are stored as float16: one rounding step apart at most.
     np.testing.assert_allclose(got["sentence_vectors"], want["sentence_vectors"], atol=2e-3)
+
+
+def strip(manifest: dict) -> dict:
+    """The manifest but for build timings and file checksums (compared apart)."""
+    return {k: v for k, v in manifest.items() if k not in (*TIMING_FIELDS, "files")}
+
+
+def sizes(manifest: dict) -> dict:
+    return {name: entry["size"] if isinstance(entry, dict) else entry
+            for name, entry in manifest["files"].items()}
 
 
 def ray_line(stdout: str) -> dict:
