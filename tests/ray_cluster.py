@@ -97,7 +97,24 @@ class LocalRayCluster:
         env.update(self._env, **self.client_env())
         return env
 
-    def _start_node(self, head: bool) -> None:
+    def _start_node(self, head: bool, attempts: int = 3) -> None:
+        """Start one node; again if `ray start` gives up (it waits a fixed 30 s for its
+        raylet to register, which a heavily loaded machine can miss)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._try_node(head)
+            except RuntimeError:
+                failed, process = self.sids.pop(), self.processes.pop()
+                for pid in session_members([failed]):
+                    os.kill(pid, signal.SIGKILL)
+                process.wait(timeout=30)
+                if attempt == attempts:
+                    raise
+                if head:  # a fresh port: the dead GCS's may linger
+                    self.port = free_port(NODE_IP)
+                    self.address = f"{NODE_IP}:{self.port}"
+
+    def _try_node(self, head: bool) -> None:
         index = len(self.processes)
         ports = ["--dashboard-agent-listen-port", str(free_port()),
                  "--dashboard-agent-grpc-port", str(free_port()),
