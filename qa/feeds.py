@@ -457,9 +457,11 @@ def _poll_feed(corpus_dir: Path, fetcher: Fetcher, feed: Feed, known: Known,
             feed = feed.done(item.url)
         results.append(result)
     stored = sum(1 for r in results if r.status == "stored")
+    present = sum(1 for r in results if r.status == "present")
     failed = sum(1 for r in results if r.failed)
     if ok and (results or not not_modified):
-        notes.append(f"{stored} stored" + (f", {failed} failed" if failed else ""))
+        notes.append(f"{stored} stored" + (f", {present} already in the corpus" if present
+                                           else "") + (f", {failed} failed" if failed else ""))
     retried = {r.url for r in results} & {p.url for p in feed.pending}
     if len(feed.pending) > len(retried):
         notes.append(f"{len(feed.pending) - len(retried)} more waiting for the next update")
@@ -581,17 +583,17 @@ def report_markdown(report: WebReport) -> str:
     from qa.render import esc
 
     def item_line(item: ItemResult) -> str:
-        mark = {"stored": "✅", "present": "☑️"}.get(item.status, "⚠️")
-        what = (f"added “{esc(item.title)}”" if item.status == "stored" and item.title
-                else esc(item.message))
-        return f"- {mark} `{esc(item.url)}`: {what}"
+        if item.status == "stored":
+            return f"- **added** `{esc(item.url)}`: “{esc(item.title or item.url)}”"
+        label = "already there" if item.status == "present" else "**failed**"
+        return f"- {label} `{esc(item.url)}`: {esc(item.message)}"
 
     lines = []
     for item in report.items:
         lines.append(item_line(item))
     for feed in report.feeds:
-        mark = "📰" if feed.ok else "⚠️"
-        lines.append(f"- {mark} feed `{esc(feed.url)}`: {esc(feed.message)}")
+        label = "feed" if feed.ok else "**feed failed**"
+        lines.append(f"- {label} `{esc(feed.url)}`: {esc(feed.message)}")
         lines += ["  " + item_line(item) for item in feed.items]
     failures = len(report.failures) - (1 if report.index_error else 0)
     head = [f"**{report.stored}** new article{'s' if report.stored != 1 else ''} added"
