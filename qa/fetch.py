@@ -349,9 +349,10 @@ class Fetcher:
         url = normalize_url(url)
         if not self.policy.allow_private:
             parts = urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
             try:
-                refuse_private(parts.hostname or "", self._resolver(parts.hostname or "",
-                               parts.port or 80), self._address_policy)
+                refuse_private(host, self._resolver(host, port), self._address_policy)
             except _Refused as exc:
                 raise FetchError(f"refused: {exc}") from None
             except _Unresolved as exc:
