@@ -347,8 +347,8 @@ class WebReport:
 # -- fetching articles -----------------------------------------------------------------------
 def fetch_article(fetcher: Fetcher, url: str, title: str | None = None,
                   date: str | None = None, feed: str | None = None) -> WebArticle:
-    """Fetch one page and extract its article; a feed's title and date win over the
-    page's guesses when the page has none.
+    """Fetch one page and extract its article. A feed's date wins over the page's (often
+    a guess); the feed's title is used when the page has none.
 
     Raises:
         FetchError: the page could not be fetched (the message says why).
