@@ -167,19 +167,17 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         addresses = self._resolve(host, port)
+        if not addresses:
+            raise _Unresolved(f"cannot resolve host {host!r} (DNS: no address)")
         if not self._allow_private:
             refuse_private(host, addresses, self._problem)
-        error: Exception | None = None
-        for address in addresses:
+        for number, address in enumerate(addresses, start=1):
             try:
                 return self._inner.connect_tcp(address, port, timeout, local_address,
                                                socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-            except httpcore.ConnectTimeout as exc:
-                error = exc
-        assert error is not None
-        raise error
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                if number == len(addresses):
+                    raise  # the last address's error is the one reported
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):
         raise _Refused("unix sockets are never used")
