@@ -46,6 +46,8 @@ STAGES = {"read": "Reading and splitting articles", "embed": "Embedding passages
           "write": "Writing the index"}
 NO_INDEX = ("There is no index yet: add articles in the Library tab and press "
             "“Rebuild index”.")
+# Article URLs one submission may add: a visitor cannot make the server crawl a site.
+MAX_PAGE_URLS = 20
 
 
 class Page:
@@ -53,15 +55,21 @@ class Page:
 
     def __init__(self, settings: Settings, embedder: Embedder,
                  retriever: Retriever | None = None, problem: str | None = None,
+                 allow_private_urls: bool = False,
                  build_embedder: Embedder | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
-        # What "Rebuild index" embeds with: the local model, unless started with --engine ray.
+        # What builds embed with ("Rebuild index", added URLs, feeds): the local model,
+        # unless the page was started with --engine ray.
         self.build_embedder = build_embedder or embedder
         self._retriever = retriever
         # Why there is no retriever (shown in the Library tab until a rebuild fixes it).
         self.problem = problem
         self._lock = threading.Lock()
+        # URLs typed into the page may not reach this machine's neighbours unless the
+        # operator started the app with --allow-private-urls.
+        self.allow_private_urls = allow_private_urls
+        self._fetcher: Any = None
 
     # -- the index ----------------------------------------------------------------------
     def retriever(self) -> Retriever:
@@ -200,6 +208,107 @@ class Page:
                 )
         return (message, *self.library())
 
+    # -- news from the web (qa.feeds does the work) ------------------------------------------
+    def fetcher(self) -> Any:
+        """One Fetcher for every visitor, so its one-request-per-host limit holds across them."""
+        from qa.fetch import FetchPolicy, Fetcher
+
+        with self._lock:
+            if self._fetcher is None:
+                self._fetcher = Fetcher(FetchPolicy(allow_private=self.allow_private_urls))
+            return self._fetcher
+
+    def _web_progress(self, progress: Any):
+        def fetching(desc: str, done: int, total: int) -> None:
+            if progress is not None:
+                progress((done, max(total, 1)), desc=desc[:120], unit="pages")
+
+        def building(stage: str, done: int, total: int) -> None:
+            if progress is not None:
+                unit = "texts" if stage == "embed" else "steps"
+                progress((done, max(total, 1)), desc=STAGES.get(stage, stage), unit=unit)
+
+        return fetching, building
+
+    def add_urls(self, text: str | None, progress: Any = None
+                 ) -> tuple[str, str, list[list[Any]], str]:
+        """Fetch article URLs (one per line), store them, update the index. The URLs that
+        failed stay in the field, to try again."""
+        from qa.feeds import WebReport, add_urls, index_if_stored, report_markdown
+
+        urls = (text or "").split()
+        if not urls:
+            return ("Paste the addresses of articles, one per line.", *self.library(), "")
+        if len(urls) > MAX_PAGE_URLS:
+            return (f"⚠️ At most {MAX_PAGE_URLS} URLs at a time, got {len(urls)}.",
+                    *self.library(), text or "")
+        fetching, building = self._web_progress(progress)
+        try:
+            items = add_urls(self.settings.corpus_dir, urls, self.fetcher(), fetching)
+            report = index_if_stored(WebReport(items=items), self.settings,
+                                     lambda: self.build_embedder, building)
+        except QAError as exc:
+            return (f"⚠️ {render.esc(exc)}", *self.library(), text or "")
+        failed = "\n".join(item.url for item in report.items if item.failed)
+        return (report_markdown(report), *self.library(), failed)
+
+    def feed_rows(self) -> list[list[Any]]:
+        from qa.feeds import read_feeds
+
+        try:
+            feeds = read_feeds(self.settings.corpus_dir).feeds
+        except QAError as exc:
+            return [[f"⚠️ {exc}", "", 0, 0, ""]]
+        return [[f.url, f.title or "", f.stored, len(f.pending),
+                 ((f.checked or "").replace("T", " ").replace("+00:00", " UTC") + ": "
+                  + (f.status or "")) if f.checked else "not yet updated"] for f in feeds]
+
+    def feed_urls(self) -> list[str]:
+        return [row[0] for row in self.feed_rows() if str(row[0]).startswith("http")]
+
+    def follow_feed(self, url: str | None) -> tuple[str, list[list[Any]], str]:
+        """Add a feed to the list (checked now: a private address is refused at once)."""
+        from qa.feeds import follow
+
+        url = (url or "").strip()
+        if not url:
+            return "Paste the address of an RSS or Atom feed.", self.feed_rows(), ""
+        try:
+            feed, added = follow(self.settings.corpus_dir, self.fetcher().check(url))
+        except QAError as exc:
+            return f"⚠️ Not followed: {render.esc(exc)}", self.feed_rows(), url
+        note = (f"Following `{render.esc(feed.url)}`. Press **Update now** to fetch its "
+                "articles." if added else f"Already following `{render.esc(feed.url)}`.")
+        return note, self.feed_rows(), ""
+
+    def unfollow_feed(self, url: str | None) -> tuple[str, list[list[Any]]]:
+        from qa.feeds import unfollow
+
+        if not url:
+            return "Choose a feed to stop following.", self.feed_rows()
+        try:
+            feed = unfollow(self.settings.corpus_dir, url)
+        except QAError as exc:
+            return f"⚠️ {render.esc(exc)}", self.feed_rows()
+        return (f"Stopped following `{render.esc(feed.url)}`; its {feed.stored} articles stay "
+                "in the library.", self.feed_rows())
+
+    def update_feeds(self, progress: Any = None
+                     ) -> tuple[str, str, list[list[Any]], list[list[Any]]]:
+        """Fetch every feed now, store the new articles, update the index."""
+        from qa.feeds import WebReport, index_if_stored, report_markdown, update_feeds
+
+        fetching, building = self._web_progress(progress)
+        try:
+            results = update_feeds(self.settings.corpus_dir, self.fetcher(), fetching)
+            report = index_if_stored(WebReport(feeds=results), self.settings,
+                                     lambda: self.build_embedder, building)
+        except QAError as exc:
+            return (f"⚠️ {render.esc(exc)}", *self.library(), self.feed_rows())
+        note = report_markdown(report) if results else \
+            "No feeds yet: paste a feed's address and press **Follow feed**."
+        return (note, *self.library(), self.feed_rows())
+
 
 # -- the layout ------------------------------------------------------------------------------
 def theme() -> gr.themes.Base:
@@ -290,6 +399,7 @@ def build_page(page: Page) -> gr.Blocks:
                             "vectors. The chat keeps working during a rebuild.",
                             elem_id="library-note",
                         )
+                web = build_web_section(page)
 
         chat_inputs = [question, chatbot, k, mode]
         private = {"api_visibility": "private"}
@@ -306,10 +416,69 @@ def build_page(page: Page) -> gr.Blocks:
                       concurrency_limit=1, **private)
         library_tab.select(page.library, None, [status, articles], **private)
         demo.load(page.library, None, [status, articles], **private)
+        wire_web_section(page, web, status, articles, library_tab, demo)
 
         gr.api(page.api_ask, api_name="ask")
         gr.api(page.api_search, api_name="search")
     return demo
+
+
+def build_web_section(page: Page) -> dict[str, Any]:
+    """The Library's "From the web" part: article URLs, and the feeds with "Update now"."""
+    import gradio as gr
+
+    with gr.Group(elem_id="web"):
+        gr.Markdown("### From the web\nArticles are fetched, stored in the corpus folder "
+                    "(`web/`) and added to the index; quotes link to the original page.")
+        with gr.Row(equal_height=True):
+            urls = gr.Textbox(label="Article URLs (one per line)", lines=2, scale=4,
+                              elem_id="web-urls", placeholder="https://example.com/news/...")
+            add = gr.Button("Add articles", elem_id="web-add", variant="primary", scale=1,
+                            min_width=120)
+        with gr.Row(equal_height=True):
+            feed_url = gr.Textbox(label="Feed URL (RSS or Atom)", scale=4, elem_id="feed-url",
+                                  placeholder="https://example.com/feed.xml")
+            follow = gr.Button("Follow feed", elem_id="feed-add", scale=1, min_width=120)
+        feeds = gr.Dataframe(
+            headers=["Feed", "Title", "Articles", "Waiting", "Last update"],
+            datatype=["str", "str", "number", "number", "str"], interactive=False,
+            elem_id="feeds", label="Followed feeds", wrap=True,
+            column_widths=["32%", "18%", "10%", "10%", "30%"],
+        )
+        with gr.Row(equal_height=True):
+            choice = gr.Dropdown(label="Feed", choices=[], scale=4, elem_id="feed-choice")
+            remove = gr.Button("Stop following", elem_id="feed-remove", scale=1, min_width=120)
+            update = gr.Button("Update now", elem_id="feeds-update", variant="primary", scale=1,
+                               min_width=120)
+        note = gr.Markdown(elem_id="web-note")
+    return {"urls": urls, "add": add, "feed_url": feed_url, "follow": follow, "feeds": feeds,
+            "choice": choice, "remove": remove, "update": update, "note": note}
+
+
+def wire_web_section(page: Page, web: dict[str, Any], status: Any, articles: Any,
+                     library_tab: Any, demo: Any) -> None:
+    import gradio as gr
+
+    private = {"api_visibility": "private"}
+
+    def feed_view() -> tuple[list[list[Any]], Any]:
+        return page.feed_rows(), gr.Dropdown(choices=page.feed_urls(), value=None)
+
+    def with_choices(*values: Any) -> tuple[Any, ...]:
+        return (*values, gr.Dropdown(choices=page.feed_urls(), value=None))
+
+    web["add"].click(lambda text, progress=gr.Progress(): page.add_urls(text, progress),
+                     web["urls"], [web["note"], status, articles, web["urls"]],
+                     concurrency_limit=2, **private)
+    web["follow"].click(lambda url: with_choices(*page.follow_feed(url)), web["feed_url"],
+                        [web["note"], web["feeds"], web["feed_url"], web["choice"]], **private)
+    web["remove"].click(lambda url: with_choices(*page.unfollow_feed(url)), web["choice"],
+                        [web["note"], web["feeds"], web["choice"]], **private)
+    web["update"].click(lambda progress=gr.Progress(): with_choices(*page.update_feeds(progress)),
+                        None, [web["note"], status, articles, web["feeds"], web["choice"]],
+                        concurrency_limit=1, **private)
+    library_tab.select(feed_view, None, [web["feeds"], web["choice"]], **private)
+    demo.load(feed_view, None, [web["feeds"], web["choice"]], **private)
 
 
 # -- start-up ----------------------------------------------------------------------------
@@ -374,6 +543,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
     p.add_argument("--index", type=Path, help="index folder (default: index)")
+    p.add_argument("--allow-private-urls", action="store_true",
+                   help="let URLs typed into the page reach loopback, private and link-local "
+                        "addresses (off by default: visitors cannot make the server fetch its "
+                        "own network)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     add_engine_options(p)
     return p
@@ -397,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def load() -> None:
         try:
             result["page"] = prepare(settings, args.engine, args.ray_address, args.ray_actors)
+            result["page"].allow_private_urls = args.allow_private_urls
         except BaseException as exc:  # re-raised in the main thread
             result["error"] = exc
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from qa.config import MODES, PRECISIONS, Settings
-from qa.errors import QAError
+from qa.errors import ConfigError, QAError
 from qa.index import layout
 from qa.ray_engine import add_engine_options
 from qa.render import ABSTAIN_NOTE, EMPTY_NOTE
@@ -50,6 +50,8 @@ def format_answer(answer: Answer, tty: bool) -> str:
     for number, quote in enumerate(answer.quotes or answer.closest, start=1):
         cite = f"{quote.title} — {quote.source}" + (f", {quote.date}" if quote.date else "")
         lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
+        if quote.url:
+            lines.append(f"    {quote.url}")
         # Closest passages of an abstention are not answers: nothing in them is marked.
         text = quote.text if answer.abstained else mark(quote, tty)
         lines += ["    " + line for line in text.splitlines()]
@@ -162,6 +164,109 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- news from the web: `add` and `feeds` (qa.feeds does the work) ---------------------------
+def _web_report(args: argparse.Namespace, settings: Settings, report, embedder) -> int:
+    """Update the index if anything was stored, print every result; 1 if anything failed."""
+    from qa.feeds import index_if_stored
+
+    if not args.no_index:
+        bars = ProgressBars(args.quiet)
+        report = index_if_stored(report, settings, embedder, on_progress=bars,
+                                 wait_seconds=args.wait)
+        bars.close()
+    for line in report.lines():
+        print(line, flush=True)
+    if args.no_index and report.stored:
+        print(f"{report.stored} new articles stored; run `python -m qa index` to search them")
+    return 1 if report.failures else 0
+
+
+def _model(settings: Settings):
+    """A loader that loads the model once, the first time something new needs embedding."""
+    loaded: list = []
+
+    def load():
+        if not loaded:
+            from qa.embed import load_embedder
+
+            loaded.append(load_embedder(settings))
+        return loaded[0]
+
+    return load
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from qa.feeds import WebReport, add_urls
+    from qa.fetch import Fetcher
+
+    settings = _settings(args)
+    with Fetcher() as fetcher:  # the operator's command: private addresses are allowed
+        items = add_urls(settings.corpus_dir, args.urls, fetcher)
+    return _web_report(args, settings, WebReport(items=items), _model(settings))
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from qa import feeds
+
+    settings = _settings(args)
+    if args.feeds_command == "add":
+        for url in args.urls:
+            feed, added = feeds.follow(settings.corpus_dir, url)
+            print(f"following {feed.url}" if added else f"already following {feed.url}")
+        print("its articles are fetched by `python -m qa feeds update`")
+        return 0
+    if args.feeds_command == "remove":
+        for url in args.urls:
+            feed = feeds.unfollow(settings.corpus_dir, url)
+            print(f"stopped following {feed.url} (the {feed.stored} articles stored from it "
+                  "stay in the corpus)")
+        return 0
+    if args.feeds_command == "list":
+        listed = feeds.read_feeds(settings.corpus_dir).feeds
+        if not listed:
+            print("no feeds followed; add one with `python -m qa feeds add URL`")
+        for feed in listed:
+            checked = (feed.checked or "").replace("T", " ").replace("+00:00", " UTC")
+            print(feed.url)
+            print(f"    {feed.title or '(title not known yet)'} · {feed.stored} articles stored"
+                  + (f" · {len(feed.pending)} waiting" if feed.pending else "")
+                  + (f" · checked {checked}: {feed.status}" if feed.checked else
+                     " · never checked"))
+        return 0
+    return _feeds_update(args, settings)
+
+
+def _feeds_update(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.feeds import WebReport, parse_duration, poll, update_feeds
+    from qa.fetch import Fetcher
+
+    every = parse_duration(args.every) if args.every else None
+    if every is not None and every < 60:
+        raise ConfigError(f"--every must be at least 1m (feeds are polled politely), "
+                          f"got {args.every!r}")
+    model = _model(settings)
+    status = [0]
+    with Fetcher() as fetcher:
+        def run_once() -> None:
+            results = update_feeds(settings.corpus_dir, fetcher)
+            if not results:
+                print("no feeds followed; add one with `python -m qa feeds add URL`")
+            status[0] = _web_report(args, settings, WebReport(feeds=results), model)
+
+        if every is None:
+            run_once()
+            return status[0]
+        print(f"updating the feeds every {args.every} (Ctrl-C to stop)", file=sys.stderr,
+              flush=True)
+        try:
+            poll(run_once, every,
+                 report_error=lambda message: print(f"error: {message}", file=sys.stderr,
+                                                    flush=True))
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
     parser.add_argument("--index", type=Path, help="index folder (default: index)")
     if corpus:
@@ -220,7 +325,52 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval)
+    _web_parsers(sub)
     return root
+
+
+def _web_parsers(sub) -> None:
+    """`add` and `feeds ...`: news from the web into the corpus, then the index."""
+    def indexing(p: argparse.ArgumentParser) -> None:
+        _common(p)
+        p.add_argument("--no-index", action="store_true",
+                       help="only store the articles; do not update the index")
+        p.add_argument("--wait", type=float, default=60, metavar="SECONDS",
+                       help="wait this long for another build to finish (default 60)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("add", help="fetch article URLs into the corpus and index them",
+                       description="Fetch each page, extract its article (text, title, date, "
+                       "canonical URL), store it under corpus/web/ and update the index.")
+    p.add_argument("urls", nargs="+", metavar="URL")
+    indexing(p)
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("feeds", help="follow RSS/Atom feeds",
+                       description="Follow RSS and Atom feeds; `update` stores and indexes "
+                       "the articles not seen before. The list is corpus/.feeds.json.")
+    feeds = p.add_subparsers(dest="feeds_command", required=True)
+    q = feeds.add_parser("add", help="follow feeds", description="Follow feeds (nothing is "
+                         "fetched until `feeds update`).")
+    q.add_argument("urls", nargs="+", metavar="FEED_URL")
+    q.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    q.set_defaults(func=cmd_feeds)
+    q = feeds.add_parser("remove", help="stop following feeds",
+                         description="Stop following feeds; their stored articles stay.")
+    q.add_argument("urls", nargs="+", metavar="FEED_URL")
+    q.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    q.set_defaults(func=cmd_feeds)
+    q = feeds.add_parser("list", help="the followed feeds",
+                         description="The followed feeds and what their last update did.")
+    q.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    q.set_defaults(func=cmd_feeds)
+    q = feeds.add_parser("update", help="fetch, store and index new articles of every feed",
+                         description="Fetch every followed feed (conditionally), store the "
+                         "articles not seen before and update the index.")
+    q.add_argument("--every", metavar="DURATION",
+                   help="keep updating at this interval until interrupted (e.g. 30m, 2h)")
+    indexing(q)
+    q.set_defaults(func=cmd_feeds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

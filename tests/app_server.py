@@ -54,7 +54,8 @@ class AppServer:
 
 
 def start_app(root: Path, extra_files: dict[str, str] | None = None,
-              env: dict[str, str] | None = None, use_port_flag: bool = True) -> AppServer:
+              env: dict[str, str] | None = None, use_port_flag: bool = True,
+              extra_args: tuple[str, ...] = ()) -> AppServer:
     """Copy the seed corpus (plus `extra_files`) under `root` and serve it with no index yet.
 
     The app builds the index itself at start-up, as `python app.py` does on a fresh clone.
@@ -69,7 +70,7 @@ def start_app(root: Path, extra_files: dict[str, str] | None = None,
         "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1", **(env or {}),
     }
-    args = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1"]
+    args = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", *extra_args]
     if use_port_flag:
         args += ["--port", str(port)]
     else:

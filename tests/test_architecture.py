@@ -16,7 +16,8 @@ import pytest
 from conftest import ROOT
 from index_helpers import cli_env
 
-WRITE_SIDE = {"qa.index.build", "qa.ingest", "qa.upload"}
+WRITE_SIDE = {"qa.index.build", "qa.ingest", "qa.upload", "qa.feeds", "qa.fetch", "qa.extract",
+              "qa.webstore"}
 QUERY_SIDE = ["qa.retriever", "qa.answer", "qa.render", "qa.scoring", "qa.index.layout",
               "qa.index.manifest", "qa.index.generation", "qa.index.live", "qa.index.dense",
               "qa.index.vectors", "qa.index.lexical", "qa.index.db"]
