@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -163,3 +166,29 @@ def test_top_k_ties_at_the_boundary_go_to_the_lowest_ids():
     assert top_k(scores, 3)[1].tolist() == [50, 0, 1]
     ids = np.arange(101)[::-1].copy()
     assert top_k(scores, 3, ids)[1].tolist() == [50, 0, 1]
+
+
+BUILD_AND_HASH = """
+import hashlib, pathlib, sys, tempfile
+from qa.index.lexical import LexicalIndex
+folder = pathlib.Path(tempfile.mkdtemp())
+LexicalIndex.build(sys.argv[1:]).save(folder)
+digest = hashlib.sha256()
+for path in sorted(folder.rglob("*")):
+    if path.is_file():
+        digest.update(path.name.encode() + path.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def test_the_same_passages_give_the_same_files_in_every_process():
+    """Builds are reproducible (a cluster build and a local one have equal checksums),
+    whatever Python's hash seed: the vocabulary is numbered in order of appearance."""
+    texts = SEED_FILE.read_text(encoding="utf-8").splitlines()[:40]
+    digests = {
+        subprocess.run([sys.executable, "-c", BUILD_AND_HASH, *texts], capture_output=True,
+                       text=True, check=True, timeout=120,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1, digests

@@ -83,9 +83,16 @@ class LexicalIndex:
 
     @classmethod
     def from_tokens(cls, tokens: Sequence[Sequence[str]]) -> "LexicalIndex":
-        """An index of already tokenized passages (see `tokenize`)."""
+        """An index of already tokenized passages (see `tokenize`).
+
+        The vocabulary is numbered in order of first appearance: bm25s numbers a set's
+        iteration order, which changes with Python's hash seed, so the same corpus would
+        give different files (and checksums) in every process.
+        """
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(token, len(vocab)) for token in passage] for passage in tokens]
         model = _bm25s().BM25()
-        model.index([list(t) for t in tokens], show_progress=False)
+        model.index((ids, vocab), show_progress=False)
         return cls(model)
 
     def save(self, folder: Path) -> None:
