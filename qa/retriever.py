@@ -111,6 +111,9 @@ class Retriever:
         mode = mode or self.settings.mode
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise ConfigError(f"k must be > 0, got {k!r}")
+        if k > self.settings.max_k:
+            raise ConfigError(f"k must be at most {self.settings.max_k}, got {k} "
+                              "(the max_k setting, VERBATIM_MAX_K)")
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         return k, mode
@@ -212,7 +215,8 @@ class Retriever:
 
         k, mode = self._check(k, mode)
         # Fetch extra hits: merging overlaps and the per-article cap can drop some.
-        hits = self.search(question, k * 3, mode=mode, filters=filters)
+        hits = self.search(question, min(k * 3, max(k, self.settings.max_k)), mode=mode,
+                           filters=filters)
         return build_answer(question, hits, k, self.settings)
 
 
