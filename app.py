@@ -192,7 +192,7 @@ class Page:
             )
             if report.skipped:
                 message += "\n\nSkipped: " + "; ".join(
-                    f"`{render.esc(s.source)}`: {render.esc(s.reason)}" for s in report.skipped
+                    f"`{render.esc(s.source)}`: {render.esc(s.message)}" for s in report.skipped
                 )
         return (message, *self.library())
 

@@ -96,7 +96,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                              wait_seconds=args.wait)
         bars.close()
         for item in report.skipped:
-            print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
+            print(f"skipped {item.source}: {item.message}", file=sys.stderr)
         print(report.summary())
 
     build_once()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +26,24 @@ class Document:
     source: str
     date: str | None = None
     url: str | None = None
+    # Where it was read, for messages: the file, or `file:line` for a .jsonl record.
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A file (or a line of one) left out of the index, and why."""
+    """A file (or a line of one) left out of the index, and why.
+
+    `reason` names the kind of problem (skips are counted by it); `detail` says more.
+    """
 
     source: str
     reason: str
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.reason} ({self.detail})" if self.detail else self.reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +164,7 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
             source=rel,
             date=clean.normalize_date(record.get("date")),
             url=record.get("url"),
+            origin=where,
         )
 
 
@@ -206,29 +217,66 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
     return documents, skipped
 
 
-def to_articles(documents: list[Document]) -> list[Article]:
-    """Corpus-wide cleaning: drop repeated paragraphs, join the rest verbatim."""
-    boilerplate = clean.find_boilerplate(doc.paragraphs for doc in documents)
+def drop_duplicates(documents: Sequence[Document]) -> tuple[list[Document], list[Skipped]]:
+    """One document per distinct text; the others are reported as duplicates.
+
+    Of identical texts the one with the shortest file name is kept (`story.txt` rather
+    than the `story (2).txt` a second upload makes), then the first read.
+    """
+    keep: dict[tuple[str, ...], int] = {}
+    for i, doc in enumerate(documents):
+        j = keep.get(doc.paragraphs)
+        if j is None or (len(doc.source), doc.source) < (len(documents[j].source),
+                                                        documents[j].source):
+            keep[doc.paragraphs] = i
+    kept = sorted(keep.values())
+    skipped = [
+        Skipped(doc.origin or doc.source, "duplicate",
+                f"same text as {_origin(documents[keep[doc.paragraphs]])}")
+        for i, doc in enumerate(documents) if keep[doc.paragraphs] != i
+    ]
+    return [documents[i] for i in kept], skipped
+
+
+def _origin(doc: Document) -> str:
+    return doc.origin or doc.source
+
+
+def to_articles(documents: Sequence[Document]) -> tuple[list[Article], list[Skipped]]:
+    """Corpus-wide cleaning: drop duplicates and repeated paragraphs, join the rest verbatim.
+
+    A paragraph shared by several articles is boilerplate, but never all of an article:
+    one whose every paragraph appears elsewhere (an article contained in an updated
+    copy of it) keeps all but those repeated inside some article.
+    """
+    unique, skipped = drop_duplicates(documents)
+    within, across = clean.find_repeats(doc.paragraphs for doc in unique)
     articles = []
-    for doc in documents:
-        kept = clean.remove_boilerplate(doc.paragraphs, boilerplate)
-        if kept:
-            articles.append(
-                Article(
-                    id=doc.id,
-                    title=doc.title,
-                    text=clean.join_paragraphs(kept),
-                    source=doc.source,
-                    date=doc.date,
-                    url=doc.url,
-                )
+    for doc in unique:
+        kept = (clean.remove_boilerplate(doc.paragraphs, within | across)
+                or clean.remove_boilerplate(doc.paragraphs, within))
+        if not kept:
+            skipped.append(Skipped(_origin(doc), "only boilerplate",
+                                   "every paragraph repeats inside an article"))
+            continue
+        articles.append(
+            Article(
+                id=doc.id,
+                title=doc.title,
+                text=clean.join_paragraphs(kept),
+                source=doc.source,
+                date=doc.date,
+                url=doc.url,
             )
-    return articles
+        )
+    return articles, skipped
 
 
 def load_corpus(root: Path) -> Corpus:
     """Read, clean and return the articles under `root`."""
     documents, skipped = read_documents(Path(root))
+    articles, dropped = to_articles(documents)
+    skipped += dropped
     for item in skipped:
-        log.warning("skipped %s: %s", item.source, item.reason)
-    return Corpus(articles=tuple(to_articles(documents)), skipped=tuple(skipped))
+        log.warning("skipped %s: %s", item.source, item.message)
+    return Corpus(articles=tuple(articles), skipped=tuple(skipped))

@@ -243,7 +243,7 @@ def _previous(index_dir: Path, name: str | None, expected: Expected) -> Reusable
 def _corpus(settings: Settings) -> Corpus:
     corpus = load_corpus(settings.corpus_dir)
     if not corpus.articles:
-        detail = "; ".join(f"{s.source}: {s.reason}" for s in corpus.skipped[:5])
+        detail = "; ".join(f"{s.source}: {s.message}" for s in corpus.skipped[:5])
         raise CorpusError(
             f"no readable articles in {settings.corpus_dir}"
             + (f" (skipped {detail})" if detail else "")
