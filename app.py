@@ -166,6 +166,25 @@ class Page:
         lines += [f"⚠️ Not added: {reason}" for reason in refused]
         return "\n\n".join(lines), None
 
+    def corpus_files(self) -> list[str]:
+        """The files in the corpus folder (articles, and files the index skipped)."""
+        from qa.upload import corpus_listing
+
+        return list(corpus_listing(self.settings.corpus_dir))
+
+    def remove_file(self, name: str | None) -> tuple[str, list[str]]:
+        """Delete a file from the corpus folder (e.g. one that a build skips)."""
+        from qa.upload import UploadError, remove_file
+
+        try:
+            removed = remove_file(self.settings.corpus_dir, name or "")
+        except UploadError as exc:
+            note = f"⚠️ {render.esc(exc)}"
+        else:
+            note = (f"Removed `{render.esc(removed)}` from the corpus folder. Press **Rebuild "
+                    "index** to take it out of the index.")
+        return note, self.corpus_files()
+
     def rebuild(self, progress: Any = None) -> tuple[str, str, list[list[Any]]]:
         """Build a new generation from the corpus folder (only new/changed articles embedded)."""
         from qa.index.build import build_index
@@ -286,6 +305,14 @@ def build_page(page: Page) -> gr.Blocks:
                             "vectors. The chat keeps working during a rebuild.",
                             elem_id="library-note",
                         )
+                with gr.Row(equal_height=True):
+                    corpus_file = gr.Dropdown(
+                        [], value=None, label="Files in the corpus folder", scale=3,
+                        info="Remove one (e.g. a file the rebuild skips), then rebuild",
+                        elem_id="corpus-files",
+                    )
+                    remove = gr.Button("Remove file", elem_id="remove", variant="secondary",
+                                       scale=1, min_width=90)
 
         chat_inputs = [question, chatbot, k, mode]
         private = {"api_visibility": "private"}
@@ -296,11 +323,22 @@ def build_page(page: Page) -> gr.Blocks:
                          [chatbot, k, mode], [chatbot, question], **private)
         clear.click(lambda: ([], ""), None, [chatbot, question], **private)
 
-        files.upload(page.upload, files, [library_note, files], **private)
+        def corpus_choices():
+            return gr.Dropdown(choices=page.corpus_files(), value=None)
+
+        def remove_file(name: str | None):
+            note, choices = page.remove_file(name)
+            return note, gr.Dropdown(choices=choices, value=None)
+
+        files.upload(page.upload, files, [library_note, files], **private).then(
+            corpus_choices, None, corpus_file, **private)
         rebuild.click(lambda progress=gr.Progress(): page.rebuild(progress), None,
                       [library_note, status, articles], show_progress_on=articles,
-                      concurrency_limit=1, **private)
+                      concurrency_limit=1, **private).then(
+            corpus_choices, None, corpus_file, **private)
         library_tab.select(page.library, None, [status, articles], **private)
+        library_tab.select(corpus_choices, None, corpus_file, **private)
+        remove.click(remove_file, corpus_file, [library_note, corpus_file], **private)
         demo.load(page.library, None, [status, articles], **private)
 
         gr.api(page.api_ask, api_name="ask")

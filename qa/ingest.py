@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,40 @@ def read_html(path: Path, rel: str) -> Iterator[Document]:
     )
 
 
+def valid_text(text: str) -> bool:
+    """Can `text` be stored and embedded? (JSON can carry lone surrogates; UTF-8 cannot.)"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _record_problem(record: object) -> str | None:
+    """Why a parsed JSON line is not an article record, or None if it is one."""
+    if not isinstance(record, dict):
+        return f"a JSON object with id, title and text is expected, got {type(record).__name__}"
+    for key in ("id", "text"):
+        if key not in record:
+            return f"missing {key!r}"
+    wanted = {"id": (str, int), "title": (str, type(None)), "text": (str,),
+              "url": (str, type(None)), "date": (str, int, type(None))}
+    for key, types in wanted.items():
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, types):
+            kind = "text or a number" if int in types else "text"
+            return f"{key} must be {kind}, got {type(value).__name__}"
+        if isinstance(value, str) and not valid_text(value):
+            return f"{key} is not valid Unicode (it holds a lone surrogate escape)"
+    return None
+
+
+def _json_error(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)[:200]
+
+
 def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
     """One article per line: `id`, `title`, `text`, optional `url`, `date`.
 
@@ -148,18 +183,21 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
         where = f"{rel}:{number}"
         try:
             record = json.loads(line)
-            text, title = record["text"], record.get("title") or record["id"]
-            doc_id = str(record["id"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            yield Skipped(where, f"not an article record ({exc})")
+        except (ValueError, RecursionError) as exc:  # bad JSON, a huge number, deep nesting
+            yield Skipped(where, "not an article record", _json_error(exc))
             continue
-        paragraphs = clean.line_paragraphs(str(text))
+        problem = _record_problem(record)
+        if problem:
+            yield Skipped(where, "not an article record", problem)
+            continue
+        paragraphs = clean.line_paragraphs(record["text"])
         if not paragraphs:
             yield Skipped(where, "empty text")
             continue
+        doc_id = str(record["id"])
         yield Document(
             id=doc_id,
-            title=str(title).strip(),
+            title=(record.get("title") or doc_id).strip() or doc_id,
             paragraphs=tuple(paragraphs),
             source=rel,
             date=clean.normalize_date(record.get("date")),
@@ -190,14 +228,25 @@ def corpus_files(root: Path) -> list[Path]:
     )
 
 
+def shown_name(name: str) -> str:
+    """A file name as text that can be shown and stored: bytes that are not UTF-8 (which
+    Python keeps as surrogate escapes) become `\\xe9`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
-    """All documents under `root`; unreadable files are skipped with a reason."""
+    """All documents under `root`; a file that cannot be read, for any reason, is skipped
+    with the reason and the rest is read."""
     documents: list[Document] = []
     skipped: list[Skipped] = []
     seen_ids: set[str] = set()
     base = root if root.is_dir() else root.parent
     for path in corpus_files(root):
         rel = path.relative_to(base).as_posix()
+        if not valid_text(rel):
+            skipped.append(Skipped(shown_name(rel), "file name is not UTF-8",
+                                   "rename the file"))
+            continue
         reader = READERS.get(path.suffix.lower())
         if reader is None:
             skipped.append(Skipped(rel, f"unsupported type {path.suffix or '(none)'}"))
@@ -214,6 +263,11 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
                 documents.append(doc)
         except _SkipFile as exc:
             skipped.append(Skipped(rel, str(exc)))
+        except Exception as exc:  # noqa: BLE001  a reader or its library failing on odd
+            # input costs that file, never the build (the README promises bad files skip).
+            log.warning("could not read %s", rel, exc_info=True)
+            skipped.append(Skipped(rel, "could not be read",
+                                   f"{type(exc).__name__}: {_json_error(exc)}"))
     return documents, skipped
 
 

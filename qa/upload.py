@@ -1,4 +1,5 @@
-"""Uploaded files -> new articles in the corpus folder, without ever writing outside it."""
+"""Uploaded files -> new articles in the corpus folder (and files removed from it), without
+ever touching anything outside it."""
 from __future__ import annotations
 
 import errno
@@ -130,3 +131,44 @@ def save_file(path: str | Path, corpus_dir: Path, original_name: str | None = No
     if size > limit:  # say so before reading a huge file into memory
         raise too_big(name, size, limit)
     return save_upload(path.read_bytes(), name, corpus_dir, limit)
+
+
+def corpus_listing(corpus_dir: Path) -> dict[str, Path]:
+    """Every file (or symbolic link) in the corpus folder that the corpus reader sees or
+    skips: the name shown (relative, `/`-separated, non-UTF-8 bytes as `\\xe9`) -> path.
+
+    Links are listed, never followed: removing one removes the link.
+    """
+    from qa.ingest import shown_name
+
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        links = [d for d in dirs if (here / d).is_symlink()]
+        for name in [*files, *links]:
+            if not name.startswith("."):
+                path = here / name
+                found[shown_name(path.relative_to(root).as_posix())] = path
+    return dict(sorted(found.items()))
+
+
+def remove_file(corpus_dir: Path, name: str) -> str:
+    """Delete the corpus file listed as `name` (see `corpus_listing`); returns the name.
+
+    Only a listed name is accepted, so nothing outside the corpus folder can be named.
+
+    Raises:
+        UploadError: no such file in the corpus folder, or it could not be deleted.
+    """
+    path = corpus_listing(corpus_dir).get(name)
+    if path is None:
+        raise UploadError(f"{name!r} is not a file in the corpus folder")
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise UploadError(f"could not remove {name!r}: {exc.strerror or exc}") from exc
+    return name
