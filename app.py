@@ -210,8 +210,11 @@ class Page:
                 "from them."
             )
             if report.skipped:
-                message += "\n\nSkipped: " + "; ".join(
-                    f"`{render.esc(s.source)}`: {render.esc(s.message)}" for s in report.skipped
+                from qa.ingest import skip_summary
+
+                head, *reasons = skip_summary(report.skipped)
+                message += f"\n\n{render.esc(head.capitalize())}\n" + "".join(
+                    f"\n- {render.esc(line)}" for line in reasons
                 )
         return (message, *self.library())
 

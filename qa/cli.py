@@ -95,8 +95,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         report = build_index(settings, embedder, full=args.full, on_progress=bars,
                              wait_seconds=args.wait)
         bars.close()
-        for item in report.skipped:
-            print(f"skipped {item.source}: {item.message}", file=sys.stderr)
+        from qa.ingest import skip_summary
+
+        for line in skip_summary(report.skipped):
+            print(line, file=sys.stderr)
         print(report.summary())
 
     build_once()

@@ -41,6 +41,9 @@ class Skipped:
     source: str
     reason: str
     detail: str = ""
+    # How many lines of a .jsonl this stands for; 0 for a whole file. Past the first few
+    # bad lines of a file for one reason, one entry counts all the others.
+    lines: int = 0
 
     @property
     def message(self) -> str:
@@ -59,6 +62,10 @@ class NotText(Exception):
     """These bytes are not an article's text; the message says why (for a skip or a
     refused upload)."""
 
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason, self.detail = reason, detail
+
 
 def decode_text(data: bytes) -> str:
     """The text of an article file's bytes: UTF-8 (a BOM is fine), not binary, not blank.
@@ -71,14 +78,18 @@ def decode_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise NotText(f"not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
+        raise NotText("not UTF-8", f"byte {exc.start}; save it as UTF-8") from exc
     if not text.strip():
         raise NotText("empty file")
     return text
 
 
 class _SkipFile(Exception):
-    """Internal: this file cannot be read; the message is the reason."""
+    """Internal: this file cannot be read, for `reason` (and `detail`)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
 
 
 def read_text(path: Path) -> str:
@@ -89,11 +100,11 @@ def read_text(path: Path) -> str:
             raise _SkipFile(f"larger than {MAX_FILE_BYTES // 2**20} MB")
         data = path.read_bytes()
     except OSError as exc:
-        raise _SkipFile(f"unreadable ({exc.strerror or exc})") from exc
+        raise _SkipFile("unreadable", str(exc.strerror or exc)) from exc
     try:
         return decode_text(data)
     except NotText as exc:
-        raise _SkipFile(str(exc)) from exc
+        raise _SkipFile(exc.reason, exc.detail) from exc
 
 
 def read_txt(path: Path, rel: str) -> Iterator[Document]:
@@ -147,10 +158,13 @@ def valid_text(text: str) -> bool:
     return True
 
 
+_NOT_OBJECT = "a JSON object with id, title and text is expected"
+
+
 def _record_problem(record: object) -> str | None:
     """Why a parsed JSON line is not an article record, or None if it is one."""
     if not isinstance(record, dict):
-        return f"a JSON object with id, title and text is expected, got {type(record).__name__}"
+        return f"{_NOT_OBJECT}, got {type(record).__name__}"
     for key in ("id", "text"):
         if key not in record:
             return f"missing {key!r}"
@@ -181,18 +195,21 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
         if not line.strip():
             continue
         where = f"{rel}:{number}"
+        if not line.lstrip().startswith("{"):  # cheaply, for a file of a million bad lines
+            yield Skipped(where, "not an article record", _NOT_OBJECT, lines=1)
+            continue
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as exc:  # bad JSON, a huge number, deep nesting
-            yield Skipped(where, "not an article record", _json_error(exc))
+            yield Skipped(where, "not an article record", _json_error(exc), lines=1)
             continue
         problem = _record_problem(record)
         if problem:
-            yield Skipped(where, "not an article record", problem)
+            yield Skipped(where, "not an article record", problem, lines=1)
             continue
         paragraphs = clean.line_paragraphs(record["text"])
         if not paragraphs:
-            yield Skipped(where, "empty text")
+            yield Skipped(where, "empty text", lines=1)
             continue
         doc_id = str(record["id"])
         yield Document(
@@ -228,6 +245,75 @@ def corpus_files(root: Path) -> list[Path]:
     )
 
 
+# Bad lines of one file kept one by one, per reason; the rest are counted.
+LINES_SHOWN = 3
+_MORE_LINES = "more lines like these"
+
+
+class _LineSkips:
+    """The bad lines of one file: the first few per reason, then only counts, so a file
+    of a million bad lines costs a few entries, not a million."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.counts: dict[str, int] = {}
+
+    def add(self, skip: Skipped, into: list[Skipped]) -> None:
+        seen = self.counts.get(skip.reason, 0)
+        if skip.lines:
+            self.counts[skip.reason] = seen + 1
+        if seen < LINES_SHOWN or not skip.lines:
+            into.append(skip)
+
+    def rest(self) -> list[Skipped]:
+        return [Skipped(self.source, reason, f"{n - LINES_SHOWN:,} {_MORE_LINES}",
+                        lines=n - LINES_SHOWN)
+                for reason, n in self.counts.items() if n > LINES_SHOWN]
+
+
+def skip_counts(skipped: Sequence[Skipped]) -> tuple[int, int]:
+    """(files, lines) skipped."""
+    return (sum(1 for s in skipped if not s.lines), sum(s.lines for s in skipped))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def skipped_phrase(skipped: Sequence[Skipped]) -> str:
+    """"0 files skipped", "1 file skipped", "2 files and 85,716 lines skipped"."""
+    files, lines = skip_counts(skipped)
+    parts = [_plural(files, "file")] if files or not lines else []
+    if lines:
+        parts.append(_plural(lines, "line"))
+    return " and ".join(parts) + " skipped"
+
+
+def skip_summary(skipped: Sequence[Skipped], reasons: int = 8, examples: int = 3) -> list[str]:
+    """What was skipped, in a few lines: the totals, then per reason (most first) its count
+    and its first few files or lines. Empty if nothing was skipped."""
+    if not skipped:
+        return []
+    groups: dict[str, list[Skipped]] = {}
+    for skip in skipped:
+        groups.setdefault(skip.reason, []).append(skip)
+    ranked = sorted(groups.items(), key=lambda g: -sum(max(s.lines, 1) for s in g[1]))
+    out = [skipped_phrase(skipped) + ":"]
+    for reason, items in ranked[:reasons]:
+        files, lines = skip_counts(items)
+        count = " and ".join(
+            [_plural(files, "file")] * bool(files) + [_plural(lines, "line")] * bool(lines))
+        shown = [s for s in items if not s.detail.endswith(_MORE_LINES)]
+        first = ", ".join(
+            f"{s.source}" + (f" ({s.detail[:80]})" if s.detail else "") for s in shown[:examples]
+        )
+        more = " …" if len(items) > examples else ""
+        out.append(f"{reason}: {count} ({first}{more})" if first else f"{reason}: {count}")
+    if len(ranked) > reasons:
+        out.append(f"… and {len(ranked) - reasons} other reasons")
+    return out
+
+
 def shown_name(name: str) -> str:
     """A file name as text that can be shown and stored: bytes that are not UTF-8 (which
     Python keeps as surrogate escapes) become `\\xe9`."""
@@ -251,23 +337,26 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
         if reader is None:
             skipped.append(Skipped(rel, f"unsupported type {path.suffix or '(none)'}"))
             continue
+        bad_lines = _LineSkips(rel)
         try:
             for doc in reader(path, rel):
                 if isinstance(doc, Skipped):
-                    skipped.append(doc)
+                    bad_lines.add(doc, skipped)
                     continue
                 if doc.id in seen_ids:
-                    skipped.append(Skipped(f"{rel}#{doc.id}", "duplicate article id"))
+                    skipped.append(Skipped(f"{rel}#{doc.id}", "duplicate article id",
+                                           lines=int(bool(doc.origin))))
                     continue
                 seen_ids.add(doc.id)
                 documents.append(doc)
         except _SkipFile as exc:
-            skipped.append(Skipped(rel, str(exc)))
+            skipped.append(Skipped(rel, exc.reason, exc.detail))
         except Exception as exc:  # noqa: BLE001  a reader or its library failing on odd
             # input costs that file, never the build (the README promises bad files skip).
             log.warning("could not read %s", rel, exc_info=True)
             skipped.append(Skipped(rel, "could not be read",
                                    f"{type(exc).__name__}: {_json_error(exc)}"))
+        skipped += bad_lines.rest()
     return documents, skipped
 
 
@@ -285,8 +374,9 @@ def drop_duplicates(documents: Sequence[Document]) -> tuple[list[Document], list
             keep[doc.paragraphs] = i
     kept = sorted(keep.values())
     skipped = [
-        Skipped(doc.origin or doc.source, "duplicate",
-                f"same text as {_origin(documents[keep[doc.paragraphs]])}")
+        Skipped(_origin(doc), "duplicate",
+                f"same text as {_origin(documents[keep[doc.paragraphs]])}",
+                lines=int(bool(doc.origin)))
         for i, doc in enumerate(documents) if keep[doc.paragraphs] != i
     ]
     return [documents[i] for i in kept], skipped
@@ -311,7 +401,8 @@ def to_articles(documents: Sequence[Document]) -> tuple[list[Article], list[Skip
                 or clean.remove_boilerplate(doc.paragraphs, within))
         if not kept:
             skipped.append(Skipped(_origin(doc), "only boilerplate",
-                                   "every paragraph repeats inside an article"))
+                                   "every paragraph repeats inside an article",
+                                   lines=int(bool(doc.origin))))
             continue
         articles.append(
             Article(
@@ -331,6 +422,6 @@ def load_corpus(root: Path) -> Corpus:
     documents, skipped = read_documents(Path(root))
     articles, dropped = to_articles(documents)
     skipped += dropped
-    for item in skipped:
-        log.warning("skipped %s: %s", item.source, item.message)
+    for line in skip_summary(skipped):
+        log.warning("%s", line)
     return Corpus(articles=tuple(articles), skipped=tuple(skipped))

@@ -27,7 +27,7 @@ from qa.index.generation import Expected, Generation, chunker_info, expected_for
 from qa.index.lexical import LexicalIndex
 from qa.index.manifest import FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo
 from qa.index.vectors import save_vectors
-from qa.ingest import Corpus, Skipped, load_corpus
+from qa.ingest import Corpus, Skipped, load_corpus, skipped_phrase
 from qa.types import Article, Span
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class BuildReport:
             f"{head}: {self.articles} articles, {self.passages} passages "
             f"({self.added} added, {self.changed} changed, {self.removed} removed, "
             f"{self.kept} kept{again}; {self.embedded_passages} passages embedded), "
-            f"{len(self.skipped)} files skipped, {self.seconds:.1f} s"
+            f"{skipped_phrase(self.skipped)}, {self.seconds:.1f} s"
         )
 
 
