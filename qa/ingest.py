@@ -233,16 +233,45 @@ READERS: dict[str, Callable[[Path, str], Iterator[Document | Skipped]]] = {
 }
 
 
-def corpus_files(root: Path) -> list[Path]:
-    """Every non-hidden file under `root` (or `root` itself if it is a file), sorted."""
+_LINK_OUT = "symbolic link out of the corpus folder"
+
+
+def corpus_files(root: Path) -> tuple[list[tuple[Path, Path]], list[Skipped]]:
+    """Every non-hidden file under `root` (or `root` itself if it is a file), sorted, as
+    (where it is in the corpus, what to read), and the entries that are not read.
+
+    Symbolic links are followed only when they resolve to a file inside the corpus folder:
+    `ln -s /etc/shadow corpus/x.txt` must not get a file indexed and quoted. Links to
+    folders are never walked into, and fifos or devices are never opened.
+    """
     if root.is_file():
-        return [root]
+        return [(root, root)], []
     if not root.is_dir():
         raise CorpusError(f"corpus folder {root} does not exist; create it and add articles")
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    real_root = root.resolve()
+    found: list[tuple[Path, Path]] = []
+    skipped: list[Skipped] = []
+    for folder, dirs, files in os.walk(root):  # followlinks=False: links are checked below
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in [*files, *(d for d in dirs if (here / d).is_symlink())]:
+            if name.startswith("."):
+                continue
+            path = here / name
+            rel = shown_name(path.relative_to(root).as_posix())
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(real_root) or not target.exists():
+                    skipped.append(Skipped(rel, _LINK_OUT, "not followed"))
+                elif target.is_file():
+                    found.append((path, target))
+                # else: a link to a folder inside the corpus, whose files are read where
+                # they are.
+            elif path.is_file():
+                found.append((path, path))
+            else:
+                skipped.append(Skipped(rel, "not a regular file", "a fifo, socket or device"))
+    return sorted(found), skipped
 
 
 # Bad lines of one file kept one by one, per reason; the rest are counted.
@@ -324,10 +353,10 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
     """All documents under `root`; a file that cannot be read, for any reason, is skipped
     with the reason and the rest is read."""
     documents: list[Document] = []
-    skipped: list[Skipped] = []
     seen_ids: set[str] = set()
     base = root if root.is_dir() else root.parent
-    for path in corpus_files(root):
+    files, skipped = corpus_files(root)
+    for path, target in files:
         rel = path.relative_to(base).as_posix()
         if not valid_text(rel):
             skipped.append(Skipped(shown_name(rel), "file name is not UTF-8",
@@ -339,7 +368,7 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
             continue
         bad_lines = _LineSkips(rel)
         try:
-            for doc in reader(path, rel):
+            for doc in reader(target, rel):
                 if isinstance(doc, Skipped):
                     bad_lines.add(doc, skipped)
                     continue
