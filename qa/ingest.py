@@ -211,10 +211,12 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
         if not paragraphs:
             yield Skipped(where, "empty text", lines=1)
             continue
-        doc_id = str(record["id"])
+        record_id = str(record["id"])
         yield Document(
-            id=doc_id,
-            title=(record.get("title") or doc_id).strip() or doc_id,
+            # Namespaced by the file: a record can never take over another file's article
+            # (or another feed's record) by claiming its id.
+            id=f"{rel}#{record_id}",
+            title=(record.get("title") or record_id).strip() or record_id,
             paragraphs=tuple(paragraphs),
             source=rel,
             date=clean.normalize_date(record.get("date")),
@@ -353,9 +355,10 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
     """All documents under `root`; a file that cannot be read, for any reason, is skipped
     with the reason and the rest is read."""
     documents: list[Document] = []
-    seen_ids: set[str] = set()
     base = root if root.is_dir() else root.parent
     files, skipped = corpus_files(root)
+    file_ids = {path.relative_to(base).as_posix() for path, _ in files}
+    seen_ids: dict[str, str] = {}  # article id -> where it was first read
     for path, target in files:
         rel = path.relative_to(base).as_posix()
         if not valid_text(rel):
@@ -372,11 +375,13 @@ def read_documents(root: Path) -> tuple[list[Document], list[Skipped]]:
                 if isinstance(doc, Skipped):
                     bad_lines.add(doc, skipped)
                     continue
-                if doc.id in seen_ids:
-                    skipped.append(Skipped(f"{rel}#{doc.id}", "duplicate article id",
+                first = seen_ids.get(doc.id) or (doc.origin and doc.id in file_ids and doc.id)
+                if first:
+                    skipped.append(Skipped(_origin(doc), "duplicate article id",
+                                           f"{doc.id!r} is also the id of {first}",
                                            lines=int(bool(doc.origin))))
                     continue
-                seen_ids.add(doc.id)
+                seen_ids[doc.id] = _origin(doc)
                 documents.append(doc)
         except _SkipFile as exc:
             skipped.append(Skipped(rel, exc.reason, exc.detail))

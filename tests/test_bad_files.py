@@ -48,7 +48,7 @@ def bad_corpus(folder):
 def test_every_bad_record_and_file_is_a_skip_with_a_reason(tmp_path, monkeypatch):
     monkeypatch.setattr("qa.ingest.LINES_SHOWN", 100)  # each line on its own, not counted
     corpus = load_corpus(bad_corpus(tmp_path / "corpus"))
-    assert sorted(a.id for a in corpus.articles) == ["good.txt", "ok"]
+    assert sorted(a.id for a in corpus.articles) == ["deep.jsonl#ok", "good.txt"]
     reasons = {s.source: s.message for s in corpus.skipped}
     assert "nested too deeply" in reasons["deep.jsonl:1"]
     assert "a JSON object" in reasons["deep.jsonl:3"]
