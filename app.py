@@ -200,6 +200,9 @@ class Page:
             message = "⚠️ Another build is running; try again when it has finished."
         except QAError as exc:
             message = f"⚠️ Rebuild failed: {render.esc(exc)}"
+        except Exception:  # the page must stay usable whatever happens
+            log.exception("rebuilding the index failed")
+            message = "⚠️ Rebuild failed: something went wrong on the server (see its log)."
         else:
             message = (
                 f"Nothing to rebuild: the index already has these **{report.articles}** "

@@ -220,8 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # `verbatim ask ... | head` closed the pipe: not an error
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a folder that cannot be read or written: say which, plainly
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -30,3 +30,8 @@ class IndexMismatchError(QAError):
 
 class BuildLockedError(QAError):
     """Another build holds the index lock."""
+
+
+class IndexWriteError(QAError):
+    """A build could not write its new generation (a full disk, permissions); the live
+    generation is untouched."""
