@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 # Answering imports only the query side; the Library's upload and rebuild import the
 # write side (qa.upload, qa.index.build) when they are used.
 from qa import render  # noqa: E402
-from qa.config import ARTICLE_SUFFIXES, MODES, Settings  # noqa: E402
+from qa.config import ARTICLE_SUFFIXES, MODES, Settings, coerce_k  # noqa: E402
 from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class Page:
         # Why there is no retriever (shown in the Library tab until a rebuild fixes it).
         self.problem = problem
         self._lock = threading.Lock()
+        # Gradio's upload folder: an upload is deleted from it once handled, saved or not.
+        self.upload_cache: Path | None = None
 
     # -- the index ----------------------------------------------------------------------
     def retriever(self) -> Retriever:
@@ -98,9 +100,8 @@ class Page:
         return self.status_markdown(), self.article_rows()
 
     # -- asking ------------------------------------------------------------------------
-    def answer(self, question: str, k: int | float | None, mode: str | None):
-        k = self.settings.k if k in (None, "") else int(k)
-        return self.retriever().answer(question, k, mode=mode or self.settings.mode)
+    def answer(self, question: str, k: int | float | str | None, mode: str | None):
+        return self.retriever().answer(question, coerce_k(k), mode=mode or self.settings.mode)
 
     def chat(self, message: str, history: list[dict] | None, k: float, mode: str
              ) -> tuple[list[dict], str]:
@@ -133,7 +134,7 @@ class Page:
         import gradio as gr
 
         try:
-            hits = self.retriever().search(question, int(k), mode=mode or None)
+            hits = self.retriever().search(question, coerce_k(k), mode=mode or None)
         except QAError as exc:
             raise gr.Error(str(exc)) from exc
         return [dataclasses.asdict(hit) for hit in hits]
@@ -159,12 +160,28 @@ class Page:
                 refused.append(render.esc(str(exc)))
             except OSError as exc:
                 refused.append(render.esc(f"{Path(path).name}: {exc.strerror or exc}"))
+            finally:
+                self._discard(path)
         lines = []
         if saved:
             lines.append(f"Added {', '.join(saved)}. Press **Rebuild index** to search "
                          f"{'them' if len(saved) > 1 else 'it'}.")
         lines += [f"⚠️ Not added: {reason}" for reason in refused]
         return "\n\n".join(lines), None
+
+    def _discard(self, path: str | Path) -> None:
+        """Delete a handled upload from Gradio's upload folder (never anything outside it):
+        it was copied into the corpus, or refused; either way it must not linger."""
+        if self.upload_cache is None:
+            return
+        cache, file = self.upload_cache.resolve(), Path(path).resolve()
+        if file.is_relative_to(cache) and file != cache:
+            file.unlink(missing_ok=True)
+            if file.parent != cache:  # gradio keeps each upload in a folder of its own
+                try:
+                    file.parent.rmdir()
+                except OSError:
+                    pass
 
     def corpus_files(self) -> list[str]:
         """The files in the corpus folder (articles, and files the index skipped)."""
@@ -252,7 +269,10 @@ def build_page(page: Page) -> gr.Blocks:
     """The Gradio Blocks of the page: a Chat tab and a Library tab, plus /ask and /search."""
     import gradio as gr
 
+    from gradio.utils import get_upload_folder
+
     settings = page.settings
+    page.upload_cache = Path(get_upload_folder())
     with gr.Blocks(title="Verbatim: answers as quotes") as demo:
         gr.HTML(HEADER)
         with gr.Tabs():

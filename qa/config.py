@@ -19,6 +19,27 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 ARTICLE_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 
 
+def coerce_k(value: object) -> int | None:
+    """k as the page and HTTP clients send it (3, 3.0, "3") as an int; None or "" -> None
+    (the default). Range checks are the Retriever's.
+
+    Raises:
+        ConfigError: not a whole number.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"k must be a whole number, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything tunable. `model=None` means the bundled all-MiniLM-L6-v2."""

@@ -121,6 +121,12 @@ class Retriever:
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str):
             raise ConfigError(f"a question must be text, got {type(question).__name__}")
+        bad = next((c for c in question if "\ud800" <= c <= "\udfff"), None)
+        if bad is not None:  # the tokenizer and SQLite would fail on it, less clearly
+            raise ConfigError(
+                f"the question is not valid text (it holds {ascii(bad)}, a lone surrogate: "
+                "bytes that were not UTF-8, e.g. typed in a terminal not set to UTF-8)"
+            )
         limit = self.settings.max_question_chars
         if len(question) > limit:
             raise ConfigError(

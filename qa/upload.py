@@ -40,19 +40,20 @@ def safe_name(name: str) -> str:
         UploadError: nothing usable is left, or the type is not an article type.
     """
     base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").split("/")[-1]
-    base = _UNSAFE.sub("_", base).strip(" .")
+    # Leading dots stay until the type is split off: ".txt" is a name-less file, not "txt".
+    base = _UNSAFE.sub("_", base).strip(" ").rstrip(". ")
+    types = ", ".join(ARTICLE_SUFFIXES)
     stem, dot, suffix = base.rpartition(".")
-    if not dot:
-        stem, suffix = base, ""
-    suffix = "." + suffix.lower() if suffix else ""
+    if not dot or not suffix:
+        raise UploadError(f"{name!r} has no file type; upload {types} files")
+    suffix = "." + suffix.lower()
     if suffix not in ARTICLE_SUFFIXES:
-        raise UploadError(
-            f"{name!r}: {suffix or 'no file type'} is not an article type; "
-            f"upload {', '.join(ARTICLE_SUFFIXES)} files"
-        )
+        raise UploadError(f"{name!r}: {suffix} is not an article type; upload {types} files")
     stem = stem.strip(" .")[: MAX_NAME_CHARS - len(suffix)]
     if not stem:
-        raise UploadError(f"{name!r} has no usable file name; rename it and upload again")
+        raise UploadError(
+            f"{name!r} has no file name before {suffix}; rename it and upload again"
+        )
     return stem + suffix
 
 
