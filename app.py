@@ -457,27 +457,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {result['error']}", file=sys.stderr)
             return 2
         raise result["error"]
-    demo = build_page(result["page"])
+    page = result["page"]
+    demo = build_page(page)
     demo.queue(default_concurrency_limit=4)
+    app = mount(page, demo, auth)
+    from qa.api import exposure_warning, serve, serving_urls
+
+    warning = exposure_warning(args.host, args.port, auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+    def ready() -> None:
+        first, *others = serving_urls(args.host, args.port)
+        also = f" (also {', '.join(others)})" if others else ""
+        print(f"Verbatim is ready at {first}{also} ({time.perf_counter() - started:.1f} s); "
+              f"JSON API at {first}/api, its docs at {first}/docs", flush=True)
+
     try:
-        demo.launch(
-            server_name=args.host, server_port=args.port, auth=auth, theme=theme(),
-            css=PAGE_CSS, max_file_size=settings.max_upload_bytes, ssr_mode=False,
-            show_error=True,
-            quiet=True, prevent_thread_lock=True, footer_links=["api"],
-        )
+        serve(app, args.host, args.port, on_ready=ready)
     except OSError as exc:  # most often: the port is taken
         print(f"error: cannot serve on {args.host}:{args.port}: {exc}. Pick another port with "
               "--port or VERBATIM_PORT.", file=sys.stderr)
         return 2
-    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    print(f"Verbatim is ready at http://{shown_host}:{args.port} "
-          f"({time.perf_counter() - started:.1f} s)", flush=True)
-    try:
-        demo.block_thread()
-    except KeyboardInterrupt:
-        pass
     return 0
+
+
+def mount(page: Page, demo: gr.Blocks, auth: tuple[str, str] | None) -> Any:
+    """One ASGI app for the page and the JSON API (qa/api.py): one process, one port, one
+    login, one throttle of failed logins."""
+    import gradio as gr
+
+    from qa.api import LOGIN_NOTE, create_api
+
+    api = create_api(page.retriever, page.settings, auth)
+    return gr.mount_gradio_app(
+        api, demo, path="/", auth=auth, auth_message=LOGIN_NOTE if auth else None,
+        theme=theme(), css=PAGE_CSS, max_file_size=page.settings.max_upload_bytes,
+        ssr_mode=False, show_error=True, footer_links=["api"],
+    )
 
 
 if __name__ == "__main__":
