@@ -157,3 +157,28 @@ def test_many_clients_at_once_all_get_answers(server):
         results = list(pool.map(ask, questions))
     assert [status for status, _, _ in results] == [200] * len(questions)
     assert all(body["question"] == q for (_, _, body), q in zip(results, questions))
+
+
+def test_kept_alive_connections_are_not_delayed(server):
+    """Each response on a kept-alive connection once waited ~40 ms (Nagle against the
+    client's delayed ACK: the listening socket did not say it was TCP, so asyncio left
+    TCP_NODELAY off)."""
+    import http.client
+    import statistics
+    import time
+    from urllib.parse import urlparse
+
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    connection = http.client.HTTPConnection("127.0.0.1", urlparse(server.url).port, timeout=60)
+    took = []
+    for _ in range(21):
+        started = time.perf_counter()
+        connection.request("POST", "/api/ask", json.dumps({"question": " "}),
+                           {"Authorization": f"Basic {token}",
+                            "Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()
+        took.append(time.perf_counter() - started)
+    connection.close()
+    assert statistics.median(took) < 0.025, took
