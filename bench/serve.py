@@ -7,11 +7,15 @@ measures, one after the other so they do not compete for the CPU:
 - in-process: `Retriever.answer` in a loop, 1 thread (the reference rate) and 8 threads;
 - the JSON API: N clients, each on its own keep-alive connection, POST /api/ask in a loop;
 - the page's Gradio /ask through gradio_client with 8 clients (what integrators had).
-Each level runs --seconds after a short warm-up; the server is stopped at the end, also on
-errors or Ctrl-C. Questions: the seed dev questions (answerable and not), round robin.
+Each level runs --seconds after a short warm-up, and the whole set --rounds times,
+interleaved, so a burst of load from elsewhere on a shared machine hits every row alike;
+the table shows each row's median over the rounds, and the CPU time per answer (of this
+process in-process, of the server's process for the API), which load from elsewhere
+disturbs less than rates do. The server is stopped at the end, also on errors or Ctrl-C.
+Questions: the seed dev questions (answerable, paraphrased, off-topic), round robin.
 
     python bench/serve.py
-    python bench/serve.py --seconds 5 --clients 1 8 --no-gradio
+    python bench/serve.py --seconds 5 --rounds 1 --clients 1 8 --no-gradio
 """
 from __future__ import annotations
 
@@ -92,10 +96,21 @@ class Server:
                 self.process.wait(20)
 
 
-def run_clients(n: int, seconds: float, warmup: float, work) -> dict:
-    """`work(client, i)` in a loop on `n` threads for warmup + seconds; the timed part's
-    answers/s and latency percentiles (ms)."""
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one if None)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_clients(n: int, seconds: float, warmup: float, work, pid: int | None = None) -> dict:
+    """`work(client, i)` in a loop on `n` threads for warmup + seconds. Answers/s counts
+    the answers completed in the timed window; latencies are those of the requests that
+    started and ended in it; CPU is the process's over the window (work in flight at its
+    two ends roughly cancels out)."""
     latencies: list[list[float]] = [[] for _ in range(n)]
+    completed = [0] * n
     errors = [0] * n
     start_at = time.perf_counter() + warmup
     stop_at = start_at + seconds
@@ -111,18 +126,28 @@ def run_clients(n: int, seconds: float, warmup: float, work) -> dict:
             except Exception:  # noqa: BLE001  counted, and the run goes on
                 errors[client] += 1
             done = time.perf_counter()
-            if began >= start_at and done <= stop_at:
-                latencies[client].append((done - began) * 1000)
+            if start_at <= done <= stop_at:
+                completed[client] += 1
+                if began >= start_at:
+                    latencies[client].append((done - began) * 1000)
             i += n
 
     threads = [threading.Thread(target=loop, args=(c,), daemon=True) for c in range(n)]
     for thread in threads:
         thread.start()
+    while time.perf_counter() < start_at:
+        time.sleep(0.01)
+    cpu = cpu_seconds(pid)
+    while time.perf_counter() < stop_at:
+        time.sleep(0.01)
+    cpu = cpu_seconds(pid) - cpu
     for thread in threads:
         thread.join(seconds + warmup + 120)
     every = [x for per in latencies for x in per]
-    return {"clients": n, "answers": len(every), "per_s": len(every) / seconds,
-            "p50": median(every), "p99": percentile(every, 99), "errors": sum(errors)}
+    answers = sum(completed)
+    return {"clients": n, "answers": answers, "per_s": answers / seconds,
+            "p50": median(every), "p99": percentile(every, 99), "errors": sum(errors),
+            "cpu_ms": 1000 * cpu / max(answers, 1)}
 
 
 def api_worker(server: Server, items: list[str], k: int, mode: str):
@@ -166,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per level")
     parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat every row, interleaved")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--mode", default="hybrid")
@@ -198,43 +224,46 @@ def main(argv: list[str] | None = None) -> int:
         retriever.answer(items[0], args.k, mode=args.mode)
         server.wait_ready()
 
-        rows = []
-
         def in_process(client: int, i: int) -> None:
             retriever.answer(items[i % len(items)], args.k, mode=args.mode)
 
-        for n in (1, 8):
-            result = run_clients(n, args.seconds, args.warmup, in_process)
-            rows.append(("in-process `Retriever.answer`", result))
-            print(f"in-process, {n} thread(s): {result['per_s']:.1f}/s", flush=True)
-        reference = rows[0][1]["per_s"]
-        work = api_worker(server, items, args.k, args.mode)
-        for n in args.clients:
-            result = run_clients(n, args.seconds, args.warmup, work)
-            rows.append(("JSON API `POST /api/ask`", result))
-            print(f"JSON API, {n} clients: {result['per_s']:.1f}/s", flush=True)
-        if not args.no_gradio:
+        api = api_worker(server, items, args.k, args.mode)
+        plan = [("in-process `Retriever.answer`", n, in_process, None) for n in (1, 8)]
+        plan += [("JSON API `POST /api/ask`", n, api, server.process.pid) for n in args.clients]
+        results: dict[tuple[str, int], list[dict]] = {}
+        for round_ in range(1, args.rounds + 1):
+            for what, n, work, pid in plan:
+                result = run_clients(n, args.seconds, args.warmup, work, pid)
+                results.setdefault((what, n), []).append(result)
+                print(f"round {round_}: {what}, {n} client(s): {result['per_s']:.1f}/s, "
+                      f"{result['cpu_ms']:.1f} CPU ms/answer ({load_average()})", flush=True)
+        if not args.no_gradio:  # once: it is the old way, for comparison
             work = gradio_worker(server, items, args.k, args.mode, 8)
-            result = run_clients(8, args.seconds, args.warmup, work)
-            rows.append(("page `/ask` via gradio_client", result))
+            result = run_clients(8, args.seconds, args.warmup, work, server.process.pid)
+            results[("page `/ask` via gradio_client", 8)] = [result]
             print(f"gradio /ask, 8 clients: {result['per_s']:.1f}/s", flush=True)
+        rows = [(what, {key: (median([r[key] for r in runs]) if key != "clients" else n)
+                        for key in runs[0]})
+                for (what, n), runs in results.items()]
+        reference = rows[0][1]["per_s"]
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    headers = ["what", "clients", "answers", "answers/s", "p50 ms", "p99 ms", "errors",
+    headers = ["what", "clients", "answers/s", "p50 ms", "p99 ms", "CPU ms/answer", "errors",
                "vs in-process (1 thread)"]
-    body = [[what, r["clients"], r["answers"], round(r["per_s"], 1), round(r["p50"], 1),
-             round(r["p99"], 1), r["errors"], f"{r['per_s'] / reference:.2f}x"]
+    body = [[what, r["clients"], round(r["per_s"], 1), round(r["p50"], 1), round(r["p99"], 1),
+             round(r["cpu_ms"], 1), int(r["errors"]), f"{r['per_s'] / reference:.2f}x"]
             for what, r in rows]
     corpus_name = "squad-dev" if args.squad else "the seed article"
-    print(f"\n{corpus_name}, k={args.k}, mode {args.mode}, {args.seconds:g} s per row; "
-          f"{load_average()}\n")
+    print(f"\n{corpus_name}, k={args.k}, mode {args.mode}; medians of {args.rounds} rounds "
+          f"of {args.seconds:g} s per row; {load_average()}\n")
     print(table(headers, body))
     path = save_result("serve", {"corpus": corpus_name, "k": args.k, "mode": args.mode,
-                                 "seconds": args.seconds,
-                                 "rows": [{"what": w, **r} for w, r in rows]})
+                                 "seconds": args.seconds, "rounds": args.rounds,
+                                 "rows": [{"what": w, **r} for w, r in rows],
+                                 "runs": {f"{w} x{n}": runs for (w, n), runs in results.items()}})
     print(f"\nsaved {path.relative_to(ROOT)}")
     return 0
 
