@@ -78,7 +78,8 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
-        for name in ("chunk_tokens", "k", "max_k", "candidates", "max_quotes_per_article", "batch_size",
+        for name in ("chunk_tokens", "k", "max_k", "candidates", "max_quotes_per_article",
+                     "batch_size",
                      "max_question_chars", "max_upload_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:

@@ -20,7 +20,8 @@ USER, PASSWORD = "reader", "s3cret"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    app = start_app(tmp_path_factory.mktemp("throttle"), env={"VERBATIM_AUTH": f"{USER}:{PASSWORD}"})
+    app = start_app(tmp_path_factory.mktemp("throttle"),
+                    env={"VERBATIM_AUTH": f"{USER}:{PASSWORD}"})
     yield app
     app.stop()
 
