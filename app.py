@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 # Answering imports only the query side; the Library's upload and rebuild import the
 # write side (qa.upload, qa.index.build) when they are used.
 from qa import render  # noqa: E402
-from qa.config import ARTICLE_SUFFIXES, MODES, Settings  # noqa: E402
+from qa.config import ARTICLE_SUFFIXES, MODES, Settings, coerce_k  # noqa: E402
 from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
 from qa.ray_engine import add_engine_options  # noqa: E402  (no ray import until used)
 
@@ -70,6 +70,8 @@ class Page:
         # operator started the app with --allow-private-urls.
         self.allow_private_urls = allow_private_urls
         self._fetcher: Any = None
+        # Gradio's upload folder: an upload is deleted from it once handled, saved or not.
+        self.upload_cache: Path | None = None
 
     # -- the index ----------------------------------------------------------------------
     def retriever(self) -> Retriever:
@@ -110,9 +112,8 @@ class Page:
         return self.status_markdown(), self.article_rows()
 
     # -- asking ------------------------------------------------------------------------
-    def answer(self, question: str, k: int | float | None, mode: str | None):
-        k = self.settings.k if k in (None, "") else int(k)
-        return self.retriever().answer(question, k, mode=mode or self.settings.mode)
+    def answer(self, question: str, k: int | float | str | None, mode: str | None):
+        return self.retriever().answer(question, coerce_k(k), mode=mode or self.settings.mode)
 
     def chat(self, message: str, history: list[dict] | None, k: float, mode: str
              ) -> tuple[list[dict], str]:
@@ -145,7 +146,7 @@ class Page:
         import gradio as gr
 
         try:
-            hits = self.retriever().search(question, int(k), mode=mode or None)
+            hits = self.retriever().search(question, coerce_k(k), mode=mode or None)
         except QAError as exc:
             raise gr.Error(str(exc)) from exc
         return [dataclasses.asdict(hit) for hit in hits]
@@ -171,12 +172,47 @@ class Page:
                 refused.append(render.esc(str(exc)))
             except OSError as exc:
                 refused.append(render.esc(f"{Path(path).name}: {exc.strerror or exc}"))
+            finally:
+                self._discard(path)
         lines = []
         if saved:
             lines.append(f"Added {', '.join(saved)}. Press **Rebuild index** to search "
                          f"{'them' if len(saved) > 1 else 'it'}.")
         lines += [f"⚠️ Not added: {reason}" for reason in refused]
         return "\n\n".join(lines), None
+
+    def _discard(self, path: str | Path) -> None:
+        """Delete a handled upload from Gradio's upload folder (never anything outside it):
+        it was copied into the corpus, or refused; either way it must not linger."""
+        if self.upload_cache is None:
+            return
+        cache, file = self.upload_cache.resolve(), Path(path).resolve()
+        if file.is_relative_to(cache) and file != cache:
+            file.unlink(missing_ok=True)
+            if file.parent != cache:  # gradio keeps each upload in a folder of its own
+                try:
+                    file.parent.rmdir()
+                except OSError:
+                    pass
+
+    def corpus_files(self) -> list[str]:
+        """The files in the corpus folder (articles, and files the index skipped)."""
+        from qa.upload import corpus_listing
+
+        return list(corpus_listing(self.settings.corpus_dir))
+
+    def remove_file(self, name: str | None) -> tuple[str, list[str]]:
+        """Delete a file from the corpus folder (e.g. one that a build skips)."""
+        from qa.upload import UploadError, remove_file
+
+        try:
+            removed = remove_file(self.settings.corpus_dir, name or "")
+        except UploadError as exc:
+            note = f"⚠️ {render.esc(exc)}"
+        else:
+            note = (f"Removed `{render.esc(removed)}` from the corpus folder. Press **Rebuild "
+                    "index** to take it out of the index.")
+        return note, self.corpus_files()
 
     def rebuild(self, progress: Any = None) -> tuple[str, str, list[list[Any]]]:
         """Build a new generation from the corpus folder (only new/changed articles embedded)."""
@@ -193,6 +229,9 @@ class Page:
             message = "⚠️ Another build is running; try again when it has finished."
         except QAError as exc:
             message = f"⚠️ Rebuild failed: {render.esc(exc)}"
+        except Exception:  # the page must stay usable whatever happens
+            log.exception("rebuilding the index failed")
+            message = "⚠️ Rebuild failed: something went wrong on the server (see its log)."
         else:
             message = (
                 f"Nothing to rebuild: the index already has these **{report.articles}** "
@@ -203,8 +242,11 @@ class Page:
                 "from them."
             )
             if report.skipped:
-                message += "\n\nSkipped: " + "; ".join(
-                    f"`{render.esc(s.source)}`: {render.esc(s.reason)}" for s in report.skipped
+                from qa.ingest import skip_summary
+
+                head, *reasons = skip_summary(report.skipped)
+                message += f"\n\n{render.esc(head.capitalize())}\n" + "".join(
+                    f"\n- {render.esc(line)}" for line in reasons
                 )
         return (message, *self.library())
 
@@ -340,7 +382,10 @@ def build_page(page: Page) -> gr.Blocks:
     """The Gradio Blocks of the page: a Chat tab and a Library tab, plus /ask and /search."""
     import gradio as gr
 
+    from gradio.utils import get_upload_folder
+
     settings = page.settings
+    page.upload_cache = Path(get_upload_folder())
     with gr.Blocks(title="Verbatim: answers as quotes") as demo:
         gr.HTML(HEADER)
         with gr.Tabs():
@@ -399,6 +444,14 @@ def build_page(page: Page) -> gr.Blocks:
                             "vectors. The chat keeps working during a rebuild.",
                             elem_id="library-note",
                         )
+                with gr.Row(equal_height=True):
+                    corpus_file = gr.Dropdown(
+                        [], value=None, label="Files in the corpus folder", scale=3,
+                        info="Remove one (e.g. a file the rebuild skips), then rebuild",
+                        elem_id="corpus-files",
+                    )
+                    remove = gr.Button("Remove file", elem_id="remove", variant="secondary",
+                                       scale=1, min_width=90)
                 web = build_web_section(page)
 
         chat_inputs = [question, chatbot, k, mode]
@@ -410,11 +463,22 @@ def build_page(page: Page) -> gr.Blocks:
                          [chatbot, k, mode], [chatbot, question], **private)
         clear.click(lambda: ([], ""), None, [chatbot, question], **private)
 
-        files.upload(page.upload, files, [library_note, files], **private)
+        def corpus_choices():
+            return gr.Dropdown(choices=page.corpus_files(), value=None)
+
+        def remove_file(name: str | None):
+            note, choices = page.remove_file(name)
+            return note, gr.Dropdown(choices=choices, value=None)
+
+        files.upload(page.upload, files, [library_note, files], **private).then(
+            corpus_choices, None, corpus_file, **private)
         rebuild.click(lambda progress=gr.Progress(): page.rebuild(progress), None,
                       [library_note, status, articles], show_progress_on=articles,
-                      concurrency_limit=1, **private)
+                      concurrency_limit=1, **private).then(
+            corpus_choices, None, corpus_file, **private)
         library_tab.select(page.library, None, [status, articles], **private)
+        library_tab.select(corpus_choices, None, corpus_file, **private)
+        remove.click(remove_file, corpus_file, [library_note, corpus_file], **private)
         demo.load(page.library, None, [status, articles], **private)
         wire_web_section(page, web, status, articles, library_tab, demo)
 
@@ -584,27 +648,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {result['error']}", file=sys.stderr)
             return 2
         raise result["error"]
-    demo = build_page(result["page"])
+    page = result["page"]
+    demo = build_page(page)
     demo.queue(default_concurrency_limit=4)
+    app = mount(page, demo, auth)
+    from qa.api import exposure_warning, serve, serving_urls
+
+    warning = exposure_warning(args.host, args.port, auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+    def ready() -> None:
+        first, *others = serving_urls(args.host, args.port)
+        also = f" (also {', '.join(others)})" if others else ""
+        print(f"Verbatim is ready at {first}{also} ({time.perf_counter() - started:.1f} s); "
+              f"JSON API at {first}/api, its docs at {first}/docs", flush=True)
+
     try:
-        demo.launch(
-            server_name=args.host, server_port=args.port, auth=auth, theme=theme(),
-            css=PAGE_CSS, max_file_size=settings.max_upload_bytes, ssr_mode=False,
-            show_error=True,
-            quiet=True, prevent_thread_lock=True, footer_links=["api"],
-        )
+        serve(app, args.host, args.port, on_ready=ready)
     except OSError as exc:  # most often: the port is taken
         print(f"error: cannot serve on {args.host}:{args.port}: {exc}. Pick another port with "
               "--port or VERBATIM_PORT.", file=sys.stderr)
         return 2
-    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    print(f"Verbatim is ready at http://{shown_host}:{args.port} "
-          f"({time.perf_counter() - started:.1f} s)", flush=True)
-    try:
-        demo.block_thread()
-    except KeyboardInterrupt:
-        pass
     return 0
+
+
+def mount(page: Page, demo: gr.Blocks, auth: tuple[str, str] | None) -> Any:
+    """One ASGI app for the page and the JSON API (qa/api.py): one process, one port, one
+    login, one throttle of failed logins."""
+    import gradio as gr
+
+    from qa.api import LOGIN_NOTE, create_api
+
+    api = create_api(page.retriever, page.settings, auth)
+    return gr.mount_gradio_app(
+        api, demo, path="/", auth=auth, auth_message=LOGIN_NOTE if auth else None,
+        theme=theme(), css=PAGE_CSS, max_file_size=page.settings.max_upload_bytes,
+        ssr_mode=False, show_error=True, footer_links=["api"],
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Hits -> verbatim Quotes with the answering sentence marked, or an abstention."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,24 +42,45 @@ def stitch(a_start: int, a_text: str, b_start: int, b_text: str) -> tuple[int, s
 
 
 def merge_overlapping(hits: Sequence[Hit]) -> list[_Merged]:
-    """Join hits of the same article whose spans overlap or touch; keep rank order."""
-    merged: list[_Merged] = []
+    """Join hits of the same article whose spans overlap or touch; keep rank order.
+
+    Each article's stretches are kept disjoint and sorted by start, so a hit finds the
+    ones it touches by binary search instead of being compared with every earlier one
+    (pairwise, 30,000 hits took 79 s). A hit that bridges two stretches joins all three.
+    """
+    merged: list[_Merged | None] = []
+    # article id -> (starts of its stretches, ascending; their positions in `merged`)
+    stretches: dict[str, tuple[list[int], list[int]]] = {}
     for hit in hits:
         p = hit.passage
-        for i, m in enumerate(merged):
-            if m.first.passage.article_id == p.article_id and p.start <= m.end and m.start <= p.end:
-                start, text = stitch(m.start, m.text, p.start, p.text)
-                end = start + len(text)
-                spans = {(s.start, s.end): s for s in (*m.sentences, *hit.sentences)}
-                merged[i] = _Merged(
-                    m.first, start, end, text, m.rank_score, max(m.relevance, relevance(hit)),
-                    tuple(sorted(spans.values(), key=lambda s: s.start)),
-                )
-                break
-        else:
+        starts, slots = stretches.setdefault(p.article_id, ([], []))
+        hi = bisect_right(starts, p.end)
+        lo = hi
+        while lo > 0 and merged[slots[lo - 1]].end >= p.start:  # ends ascend as starts do
+            lo -= 1
+        touched = slots[lo:hi]
+        if not touched:
             merged.append(_Merged(hit, p.start, p.end, p.text, hit.score, relevance(hit),
                                   hit.sentences))
-    return merged
+            starts.insert(hi, p.start)
+            slots.insert(hi, len(merged) - 1)
+            continue
+        best = merged[min(touched)]  # the best-ranked stretch keeps its place and score
+        start, text, rel, spans = p.start, p.text, relevance(hit), {}
+        for slot in touched:
+            m = merged[slot]
+            start, text = stitch(start, text, m.start, m.text)
+            spans.update({(s.start, s.end): s for s in m.sentences})
+            rel = max(rel, m.relevance)
+            merged[slot] = None
+        spans.update({(s.start, s.end): s for s in hit.sentences})
+        merged[min(touched)] = _Merged(
+            best.first, start, start + len(text), text, best.rank_score, rel,
+            tuple(sorted(spans.values(), key=lambda s: s.start)),
+        )
+        starts[lo:hi] = [start]
+        slots[lo:hi] = [min(touched)]
+    return [m for m in merged if m is not None]
 
 
 def pick_highlights(

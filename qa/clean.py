@@ -70,18 +70,24 @@ def _key(paragraph: str) -> str:
     return paragraph.casefold()
 
 
-def find_boilerplate(articles: Iterable[Sequence[str]]) -> frozenset[str]:
-    """Keys of paragraphs repeated inside one article or shared by several articles.
-
-    A promo or newsletter box that a scraper picked up repeats; real reporting does not.
-    """
+def find_repeats(articles: Iterable[Sequence[str]]) -> tuple[frozenset[str], frozenset[str]]:
+    """Keys of paragraphs repeated inside one article, and of those shared by several."""
     within: set[str] = set()
     across: Counter[str] = Counter()
     for paragraphs in articles:
         counts = Counter(_key(p) for p in paragraphs)
         within.update(key for key, n in counts.items() if n > 1)
         across.update(counts.keys())
-    return frozenset(within | {key for key, n in across.items() if n > 1})
+    return frozenset(within), frozenset(key for key, n in across.items() if n > 1)
+
+
+def find_boilerplate(articles: Iterable[Sequence[str]]) -> frozenset[str]:
+    """Keys of paragraphs repeated inside one article or shared by several articles.
+
+    A promo or newsletter box that a scraper picked up repeats; real reporting does not.
+    """
+    within, across = find_repeats(articles)
+    return within | across
 
 
 def remove_boilerplate(paragraphs: Sequence[str], boilerplate: frozenset[str]) -> list[str]:

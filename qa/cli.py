@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -27,14 +28,34 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+# Characters that drive a terminal or reorder what it shows: C0 controls but tab and
+# newline, DEL and C1 controls (0x9b is an 8-bit CSI), bidirectional overrides. Article
+# text is untrusted: printed raw, "\x1b]0;..." would retitle the window, "\x1b[2J" wipe it.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters shown as `\\x1b`."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def json_for_terminal(data: object) -> str:
+    """JSON of `data` with every terminal control escaped (json.dumps leaves C1 controls
+    and bidi overrides raw when ensure_ascii is off); still the same JSON."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def mark(quote: Quote, tty: bool) -> str:
     """The quote's text with its highlights in bold yellow (TTY) or **stars** (pipe)."""
     open_, close = ("\033[1;33m", "\033[0m") if tty else ("**", "**")
     out, cursor = [], 0
     for span in quote.highlights:
-        out += [quote.text[cursor:span.start], open_, quote.text[span.start:span.end], close]
+        out += [printable(quote.text[cursor:span.start]), open_,
+                printable(quote.text[span.start:span.end]), close]
         cursor = span.end
-    out.append(quote.text[cursor:])
+    out.append(printable(quote.text[cursor:]))
     return "".join(out)
 
 
@@ -48,12 +69,13 @@ def format_answer(answer: Answer, tty: bool) -> str:
     elif not answer.quotes:
         lines.append(EMPTY_NOTE)
     for number, quote in enumerate(answer.quotes or answer.closest, start=1):
-        cite = f"{quote.title} — {quote.source}" + (f", {quote.date}" if quote.date else "")
+        cite = printable(f"{quote.title} — {quote.source}"
+                         + (f", {quote.date}" if quote.date else ""))
         lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
         if quote.url:
-            lines.append(f"    {quote.url}")
+            lines.append(f"    {printable(quote.url)}")
         # Closest passages of an abstention are not answers: nothing in them is marked.
-        text = quote.text if answer.abstained else mark(quote, tty)
+        text = printable(quote.text) if answer.abstained else mark(quote, tty)
         lines += ["    " + line for line in text.splitlines()]
     return "\n".join(lines)
 
@@ -104,9 +126,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         report = build_index(settings, embedder, full=args.full, on_progress=bars,
                              wait_seconds=args.wait)
         bars.close()
-        for item in report.skipped:
-            print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
-        print(report.summary())
+        from qa.ingest import skip_summary
+
+        for line in skip_summary(report.skipped):
+            print(printable(line), file=sys.stderr)
+        print(printable(report.summary()))
         if args.engine == "ray":
             print(embedder.take_stats().summary(embedder.where), flush=True)
 
@@ -129,7 +153,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     filters = Filters(tuple(args.article or ()), args.date_from, args.date_to)
     answer = retriever.answer(args.question, args.k, mode=args.mode, filters=filters)
     if args.json:
-        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
+        print(json_for_terminal(asdict(answer)))
     else:
         print(format_answer(answer, sys.stdout.isatty()))
     return 0
@@ -380,10 +404,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except QAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # `verbatim ask ... | head` closed the pipe: not an error
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a folder that cannot be read or written: say which, plainly
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

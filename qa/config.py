@@ -19,6 +19,27 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 ARTICLE_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 
 
+def coerce_k(value: object) -> int | None:
+    """k as the page and HTTP clients send it (3, 3.0, "3") as an int; None or "" -> None
+    (the default). Range checks are the Retriever's.
+
+    Raises:
+        ConfigError: not a whole number.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"k must be a whole number, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything tunable. `model=None` means the bundled all-MiniLM-L6-v2."""
@@ -30,6 +51,9 @@ class Settings:
     chunk_tokens: int = 256
     overlap_sentences: int = 1
     k: int = 5
+    # The largest k a search or an answer accepts (VERBATIM_MAX_K): one request asking
+    # for every passage would otherwise hold a server thread for minutes.
+    max_k: int = 100
     mode: Mode = "hybrid"
     # How many candidates each retriever hands to fusion and re-scoring.
     candidates: int = 50
@@ -54,11 +78,14 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
-        for name in ("chunk_tokens", "k", "candidates", "max_quotes_per_article", "batch_size",
+        for name in ("chunk_tokens", "k", "max_k", "candidates", "max_quotes_per_article",
+                     "batch_size",
                      "max_question_chars", "max_upload_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if self.k > self.max_k:
+            raise ConfigError(f"k must be at most max_k ({self.max_k}), got {self.k}")
         if not isinstance(self.watch_debounce, (int, float)) or self.watch_debounce < 0:
             raise ConfigError(
                 f"watch_debounce must be a number of seconds >= 0, got {self.watch_debounce!r}"
@@ -88,6 +115,16 @@ class Settings:
             "model": os.environ.get("VERBATIM_MODEL"),
             "precision": os.environ.get("VERBATIM_PRECISION"),
         }
+        max_k = os.environ.get("VERBATIM_MAX_K")
+        if max_k is not None:
+            try:
+                env["max_k"] = int(max_k)
+                # A cap below the default k lowers the default with it.
+                env["k"] = min(cls().k, int(max_k)) if int(max_k) > 0 else None
+            except ValueError:
+                raise ConfigError(
+                    f"VERBATIM_MAX_K must be a whole number > 0, got {max_k!r}"
+                ) from None
         debounce = os.environ.get("VERBATIM_WATCH_DEBOUNCE")
         if debounce is not None:
             try:

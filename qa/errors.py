@@ -34,3 +34,8 @@ class BuildLockedError(QAError):
 
 class ClusterError(QAError):
     """The Ray cluster cannot be reached, refused us, or failed the job (`--engine ray`)."""
+
+
+class IndexWriteError(QAError):
+    """A build could not write its new generation (a full disk, permissions); the live
+    generation is untouched."""

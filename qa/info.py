@@ -10,7 +10,9 @@ from qa.index.manifest import BuildStats, read_manifest
 
 
 def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes of the files under `path`; links are not followed (nor counted)."""
+    return sum(p.lstat().st_size for p in path.rglob("*")
+               if not p.is_symlink() and p.is_file())
 
 
 def describe_build(build: BuildStats) -> str:

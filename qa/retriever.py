@@ -111,6 +111,9 @@ class Retriever:
         mode = mode or self.settings.mode
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise ConfigError(f"k must be > 0, got {k!r}")
+        if k > self.settings.max_k:
+            raise ConfigError(f"k must be at most {self.settings.max_k}, got {k} "
+                              "(the max_k setting, VERBATIM_MAX_K)")
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         return k, mode
@@ -118,6 +121,12 @@ class Retriever:
     def _check_question(self, question: str) -> str:
         if not isinstance(question, str):
             raise ConfigError(f"a question must be text, got {type(question).__name__}")
+        bad = next((c for c in question if "\ud800" <= c <= "\udfff"), None)
+        if bad is not None:  # the tokenizer and SQLite would fail on it, less clearly
+            raise ConfigError(
+                f"the question is not valid text (it holds {ascii(bad)}, a lone surrogate: "
+                "bytes that were not UTF-8, e.g. typed in a terminal not set to UTF-8)"
+            )
         limit = self.settings.max_question_chars
         if len(question) > limit:
             raise ConfigError(
@@ -212,7 +221,8 @@ class Retriever:
 
         k, mode = self._check(k, mode)
         # Fetch extra hits: merging overlaps and the per-article cap can drop some.
-        hits = self.search(question, k * 3, mode=mode, filters=filters)
+        hits = self.search(question, min(k * 3, max(k, self.settings.max_k)), mode=mode,
+                           filters=filters)
         return build_answer(question, hits, k, self.settings)
 
 

@@ -117,6 +117,9 @@ class Filters:
                 f"articles must be a list of article ids or titles, got the text "
                 f"{self.articles!r}; write articles=({self.articles!r},)"
             )
+        for item in self.articles:
+            if not isinstance(item, str) or any("\ud800" <= c <= "\udfff" for c in item):
+                raise ConfigError(f"articles must be article ids or titles (text), got {item!r}")
         for name in ("date_from", "date_to"):
             value = getattr(self, name)
             if value:

@@ -1,4 +1,5 @@
-"""Uploaded files -> new articles in the corpus folder, without ever writing outside it."""
+"""Uploaded files -> new articles in the corpus folder (and files removed from it), without
+ever touching anything outside it."""
 from __future__ import annotations
 
 import errno
@@ -39,19 +40,20 @@ def safe_name(name: str) -> str:
         UploadError: nothing usable is left, or the type is not an article type.
     """
     base = unicodedata.normalize("NFC", str(name)).replace("\\", "/").split("/")[-1]
-    base = _UNSAFE.sub("_", base).strip(" .")
+    # Leading dots stay until the type is split off: ".txt" is a name-less file, not "txt".
+    base = _UNSAFE.sub("_", base).strip(" ").rstrip(". ")
+    types = ", ".join(ARTICLE_SUFFIXES)
     stem, dot, suffix = base.rpartition(".")
-    if not dot:
-        stem, suffix = base, ""
-    suffix = "." + suffix.lower() if suffix else ""
+    if not dot or not suffix:
+        raise UploadError(f"{name!r} has no file type; upload {types} files")
+    suffix = "." + suffix.lower()
     if suffix not in ARTICLE_SUFFIXES:
-        raise UploadError(
-            f"{name!r}: {suffix or 'no file type'} is not an article type; "
-            f"upload {', '.join(ARTICLE_SUFFIXES)} files"
-        )
+        raise UploadError(f"{name!r}: {suffix} is not an article type; upload {types} files")
     stem = stem.strip(" .")[: MAX_NAME_CHARS - len(suffix)]
     if not stem:
-        raise UploadError(f"{name!r} has no usable file name; rename it and upload again")
+        raise UploadError(
+            f"{name!r} has no file name before {suffix}; rename it and upload again"
+        )
     return stem + suffix
 
 
@@ -130,3 +132,44 @@ def save_file(path: str | Path, corpus_dir: Path, original_name: str | None = No
     if size > limit:  # say so before reading a huge file into memory
         raise too_big(name, size, limit)
     return save_upload(path.read_bytes(), name, corpus_dir, limit)
+
+
+def corpus_listing(corpus_dir: Path) -> dict[str, Path]:
+    """Every file (or symbolic link) in the corpus folder that the corpus reader sees or
+    skips: the name shown (relative, `/`-separated, non-UTF-8 bytes as `\\xe9`) -> path.
+
+    Links are listed, never followed: removing one removes the link.
+    """
+    from qa.ingest import shown_name
+
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        links = [d for d in dirs if (here / d).is_symlink()]
+        for name in [*files, *links]:
+            if not name.startswith("."):
+                path = here / name
+                found[shown_name(path.relative_to(root).as_posix())] = path
+    return dict(sorted(found.items()))
+
+
+def remove_file(corpus_dir: Path, name: str) -> str:
+    """Delete the corpus file listed as `name` (see `corpus_listing`); returns the name.
+
+    Only a listed name is accepted, so nothing outside the corpus folder can be named.
+
+    Raises:
+        UploadError: no such file in the corpus folder, or it could not be deleted.
+    """
+    path = corpus_listing(corpus_dir).get(name)
+    if path is None:
+        raise UploadError(f"{name!r} is not a file in the corpus folder")
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise UploadError(f"could not remove {name!r}: {exc.strerror or exc}") from exc
+    return name

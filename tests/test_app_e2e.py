@@ -232,3 +232,25 @@ def test_upload_rebuild_and_ask_the_new_article(page, server, tmp_path):
         "lighthouse.txt")
     expect(answer.locator(".vb-quote").first.locator("blockquote")).to_contain_text(
         "3.2 million euros")
+
+
+def test_remove_a_file_from_the_corpus_then_rebuild(page, server):
+    """Defect 3's other half: a file (e.g. one every rebuild skips) can be removed from the
+    page, without a shell."""
+    from playwright.sync_api import expect
+
+    (server.corpus / "broken.jsonl").write_text('{"a": ' * 1000 + "1" + "}" * 1000)
+    open_tab(page, "Library")
+    page.locator("#corpus-files input").click()
+    page.get_by_role("option", name="broken.jsonl").click()
+    page.click("#remove")
+    expect(page.locator("#library-note")).to_contain_text("Removed broken.jsonl")
+    assert not (server.corpus / "broken.jsonl").exists()
+
+    page.locator("#corpus-files input").click()
+    page.get_by_role("option", name="festival.txt").click()
+    page.click("#remove")
+    expect(page.locator("#library-note")).to_contain_text("Removed festival.txt")
+    page.click("#rebuild")
+    expect(page.locator("#library-note")).to_contain_text("Rebuilt", timeout=180_000)
+    expect(page.locator("#articles")).not_to_contain_text("Lantern festival")

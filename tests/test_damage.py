@@ -222,3 +222,51 @@ def test_row_checks_hold_where_checksums_are_skipped(damaged_copy):
     point_past_the_sentences(live(damaged_copy))
     with pytest.raises(IndexCorruptError, match="point outside the sentences"):
         Generation.open(live(damaged_copy), checksums=False)
+
+
+def overwrite_array(path, values) -> None:
+    """Replace a .npy file's data with `values` (same dtype and size: checksums catch it,
+    sizes do not)."""
+    import numpy as np
+
+    array = np.load(path)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) - array.nbytes:] = np.full(array.shape, values, dtype=array.dtype).tobytes()
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("array,values", [("indices", 10**6), ("indptr", 7), ("indptr", -1)])
+def test_bm25_garbage_is_damage_where_checksums_are_skipped(damaged_copy, real_embedder,
+                                                            array, values):
+    """Large generations skip checksums on load: garbage in the BM25 arrays must still be
+    reported as damage (on load, or by the search that meets it), never an IndexError."""
+    overwrite_array(live(damaged_copy) / "bm25" / f"{array}.csc.index.npy", values)
+    try:
+        generation = Generation.open(live(damaged_copy), checksums=False)
+    except IndexCorruptError as exc:
+        assert "bm25" in str(exc) and FIX in str(exc)
+        return
+    from qa.index.live import StaticIndex
+
+    retriever = Retriever(StaticIndex(generation), real_embedder)
+    with pytest.raises(IndexCorruptError, match="bm25"):
+        for question in (QUESTION, "Alpha council harbour wall", "Beta school library"):
+            retriever.search(question, 3, mode="bm25")
+
+
+@pytest.mark.parametrize("files", [[1, 2], {"/etc/shadow": {"size": 1, "sha256": "0"}}])
+def test_info_on_a_tampered_manifest_is_a_clear_error(damaged_copy, files):
+    edit_manifest(live(damaged_copy), lambda m: m.update(files=files))
+    info = run_cli(["info", "--index", str(damaged_copy.index_dir)])
+    assert info.returncode == 2 and "Traceback" not in info.stderr, info.stderr
+    assert "manifest.json" in info.stderr and FIX in info.stderr
+
+
+def test_info_does_not_follow_a_link_planted_in_a_generation(damaged_copy, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 50 * 2**20)
+    before = run_cli(["info", "--index", str(damaged_copy.index_dir)]).stdout
+    (live(damaged_copy) / "planted").symlink_to(big)
+    after = run_cli(["info", "--index", str(damaged_copy.index_dir)]).stdout
+    size = [line for line in after.splitlines() if line.startswith("size on disk")]
+    assert size == [line for line in before.splitlines() if line.startswith("size on disk")]

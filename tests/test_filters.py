@@ -19,6 +19,10 @@ ARTICLES = [
 ]
 
 
+# Records of a .jsonl are namespaced by their file; filters also take the record's own id.
+ID = {a["id"]: f"news.jsonl#{a['id']}" for a in ARTICLES}
+
+
 @pytest.fixture(params=["fake", "real"])
 def retriever(request, tmp_path, fake_embedder):
     embedder = fake_embedder if request.param == "fake" else request.getfixturevalue(
@@ -34,7 +38,7 @@ def retriever(request, tmp_path, fake_embedder):
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
 def test_unfiltered_search_sees_every_article(retriever, mode):
     hits = retriever.search("port", k=10, mode=mode)
-    assert {h.passage.article_id for h in hits} == {"port", "chips", "rates"}
+    assert {h.passage.article_id for h in hits} == set(ID.values())
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
@@ -42,16 +46,19 @@ def test_filter_by_article_id_or_title(retriever, mode):
     by_id = retriever.search("port", k=10, mode=mode, filters=Filters(articles=("chips",)))
     by_title = retriever.search("port", k=10, mode=mode,
                                 filters=Filters(articles=("rates rise", "Port strike ends")))
-    assert {h.passage.article_id for h in by_id} == {"chips"}
-    assert {h.passage.article_id for h in by_title} == {"rates", "port"}
+    by_full_id = retriever.search("port", k=10, mode=mode,
+                                  filters=Filters(articles=(ID["chips"],)))
+    assert {h.passage.article_id for h in by_id} == {ID["chips"]}
+    assert {h.passage.article_id for h in by_full_id} == {ID["chips"]}
+    assert {h.passage.article_id for h in by_title} == {ID["rates"], ID["port"]}
 
 
 def test_filter_by_date_range(retriever):
     hits = retriever.search("port", k=10, filters=Filters(date_from="2025-07-01",
                                                           date_to="2025-08-31"))
-    assert [h.passage.article_id for h in hits] == ["chips"]
+    assert [h.passage.article_id for h in hits] == [ID["chips"]]
     later = retriever.search("port", k=10, filters=Filters(date_from="2025-08-01"))
-    assert {h.passage.article_id for h in later} == {"rates"}
+    assert {h.passage.article_id for h in later} == {ID["rates"]}
 
 
 def test_a_filter_that_matches_nothing_finds_nothing(retriever):
@@ -63,9 +70,10 @@ def test_filtered_ids_are_exactly_the_articles_passages(retriever):
     every = db.passages(list(range(retriever.generation.passage_count)))
     for article in ("port", "chips", "rates"):
         ids = db.passage_ids_where(article_ids=(article,))
-        assert ids.tolist() == sorted(p.id for p in every.values() if p.article_id == article)
+        assert ids.tolist() == sorted(p.id for p in every.values()
+                                      if p.article_id == ID[article])
     assert db.passage_ids_where(date_from="2025-07-01").tolist() == sorted(
-        p.id for p in every.values() if p.article_id in ("chips", "rates"))
+        p.id for p in every.values() if p.article_id in (ID["chips"], ID["rates"]))
 
 
 def test_the_article_url_reaches_hits_and_quotes(retriever):

@@ -63,7 +63,7 @@ def test_jsonl_bad_lines_are_skipped_and_named(tmp_path):
     ]
     (tmp_path / "feed.jsonl").write_text("\n".join(lines))
     corpus = load_corpus(tmp_path)
-    assert [a.id for a in corpus.articles] == ["a1", "a3"]
+    assert [a.id for a in corpus.articles] == ["feed.jsonl#a1", "feed.jsonl#a3"]
     assert corpus.articles[0].date == "2025-01-02"
     assert {s.source for s in corpus.skipped} == {"feed.jsonl:2", "feed.jsonl:3"}
 

@@ -1,6 +1,7 @@
 """Corpus -> a new index generation, re-embedding only new and changed articles."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from qa.chunk import (
 )
 from qa.config import Settings
 from qa.embed import Embedder
-from qa.errors import CorpusError, QAError
+from qa.errors import CorpusError, IndexWriteError, QAError
 from qa.index import layout
 from qa.index.db import PassageRow, write_db
 from qa.index.dense import DEFAULT_BACKEND, backend_class, choose_factory
@@ -29,7 +30,7 @@ from qa.index.manifest import (
     FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo, read_manifest,
 )
 from qa.index.vectors import save_vectors
-from qa.ingest import Corpus, Skipped, load_corpus
+from qa.ingest import Corpus, Skipped, load_corpus, skipped_phrase
 from qa.types import Article, Span
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class BuildReport:
             f"{head}: {self.articles} articles, {self.passages} passages "
             f"({self.added} added, {self.changed} changed, {self.removed} removed, "
             f"{self.kept} kept{again}; {self.embedded_passages} passages embedded), "
-            f"{len(self.skipped)} files skipped, {self.seconds:.1f} s"
+            f"{skipped_phrase(self.skipped)}, {self.seconds:.1f} s"
         )
 
 
@@ -243,7 +244,7 @@ def _previous(index_dir: Path, name: str | None, expected: Expected) -> Reusable
 def _corpus(settings: Settings) -> Corpus:
     corpus = load_corpus(settings.corpus_dir)
     if not corpus.articles:
-        detail = "; ".join(f"{s.source}: {s.reason}" for s in corpus.skipped[:5])
+        detail = "; ".join(f"{s.source}: {s.message}" for s in corpus.skipped[:5])
         raise CorpusError(
             f"no readable articles in {settings.corpus_dir}"
             + (f" (skipped {detail})" if detail else "")
@@ -305,6 +306,31 @@ def _corpus_dir(settings: Settings) -> str:
     return str(settings.corpus_dir.resolve())
 
 
+def _write_errors_are_clear(build: Callable[..., BuildReport]) -> Callable[..., BuildReport]:
+    """A build that cannot write (a full disk, a read-only folder) raises IndexWriteError
+    saying so and what is live, not a raw OSError: the new generation's temp folder is
+    already gone by then, and CURRENT still names the generation it named before."""
+
+    @functools.wraps(build)
+    def wrapper(settings: Settings, *args, **kwargs) -> BuildReport:
+        try:
+            return build(settings, *args, **kwargs)
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            try:
+                live = layout.read_current(settings.index_dir, required=False)
+            except OSError:
+                live = None
+            state = f"{live} is still live" if live else "no index is live yet"
+            raise IndexWriteError(
+                f"could not write the new index in {settings.index_dir}/ ({reason}); {state}. "
+                "Free some disk space (or make the folder writable) and build again"
+            ) from exc
+
+    return wrapper
+
+
+@_write_errors_are_clear
 def build_index(
     settings: Settings,
     embedder: Embedder,

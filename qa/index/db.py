@@ -200,6 +200,9 @@ class PassageDB:
     ) -> np.ndarray:
         """Ids (int64, ascending) of passages whose article matches every given condition.
 
+        An article id also matches .jsonl records by the id they have in their file (`x`
+        for `feed.jsonl#x`, in whichever file) when no article has exactly that id.
+
         A build gives each article's passages consecutive ids, so one (first, last) pair
         per article is read instead of one row per passage (a million-passage archive
         filtered by date: 34 ms instead of 360).
@@ -210,6 +213,12 @@ class PassageDB:
             if article_ids:
                 parts.append(f"a.id IN ({','.join('?' * len(article_ids))})")
                 args += list(article_ids)
+                # A .jsonl record's id is `file.jsonl#id`: its own id alone matches too,
+                # unless it is some article's full id.
+                for article_id in article_ids:
+                    parts.append("(substr(a.id, -?) = ? AND NOT EXISTS "
+                                 "(SELECT 1 FROM articles b WHERE b.id = ?))")
+                    args += [len(article_id) + 1, f"#{article_id}", article_id]
             if titles:
                 parts.append(f"lower(a.title) IN ({','.join('?' * len(titles))})")
                 args += [t.lower() for t in titles]

@@ -117,9 +117,15 @@ class FaissDense:
         return dense
 
     def save(self, path: Path) -> None:
+        """Raises OSError when the file cannot be written (FAISS says RuntimeError)."""
         import faiss
 
-        faiss.write_index(self._index, str(path))
+        try:
+            faiss.write_index(self._index, str(path))
+        except RuntimeError as exc:
+            # "... write error in PATH: 4051 != 9216 (No space left on device)"
+            reason = str(exc).strip().rsplit("(", 1)[-1].rstrip(")") or "write error"
+            raise OSError(f"could not write {path}: {reason}") from exc
 
     @classmethod
     def load(cls, path: Path) -> "FaissDense":

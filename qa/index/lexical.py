@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.errors import REBUILD_HINT, IndexCorruptError
+
 
 def _bm25s():
     import bm25s
@@ -76,6 +78,8 @@ class LexicalIndex:
         # BM25L/BM25+ add a score to documents that lack a term; Lucene BM25 (ours) does not.
         self._nonoccurrence = getattr(model, "nonoccurrence_array", None)
         self._local = threading.local()
+        # Where it was loaded from (for messages about damage); None when built in memory.
+        self.folder: Path | None = None
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> "LexicalIndex":
@@ -100,7 +104,25 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex":
-        return cls(_bm25s().BM25.load(str(folder), mmap=True, allow_pickle=False))
+        """Memory-map a saved index and check its shape (cheaply: the postings are read
+        only by the questions that need them; `search` checks what it reads).
+
+        Raises:
+            ValueError: the arrays do not fit together (damage checksums were not
+                asked to find).
+        """
+        index = cls(_bm25s().BM25.load(str(folder), mmap=True, allow_pickle=False))
+        index.check()
+        index.folder = folder
+        return index
+
+    def check(self) -> None:
+        """Raise ValueError unless the postings pointers are a valid CSC layout."""
+        indptr = np.asarray(self._indptr)
+        if (indptr.ndim != 1 or len(indptr) < 1 or indptr[0] != 0
+                or indptr[-1] != len(self._indices) or len(self._data) != len(self._indices)
+                or (len(indptr) > 1 and np.any(np.diff(indptr) < 0))):
+            raise ValueError("its postings pointers do not fit its postings")
 
     @property
     def size(self) -> int:
@@ -128,11 +150,22 @@ class LexicalIndex:
     def search(
         self, question: str, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, passage ids), best first; only ids in `allowed` if given."""
+        """Top-k (scores, passage ids), best first; only ids in `allowed` if given.
+
+        Raises:
+            IndexCorruptError: the postings the question reads are damaged (checksums,
+                skipped on load for large generations, would have said so).
+        """
         ids = self.token_ids(question)
         if not ids or k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores = self._accumulate(ids)
+        try:
+            scores = self._accumulate(ids)
+        except IndexError as exc:  # a posting past the passages: the arrays are damaged
+            raise IndexCorruptError(
+                f"{self.folder or 'the BM25 index'} is damaged (a posting points outside the "
+                f"passages: {exc}); {REBUILD_HINT}"
+            ) from None
         if allowed is None:
             return top_k(scores, k)
         docs = self._allowed_ids(allowed)

@@ -1,0 +1,69 @@
+"""Defect 8 (the bind address): serving beyond this machine without a login warns loudly and
+prints the addresses it can really be reached at, not 127.0.0.1. (No test binds 0.0.0.0:
+`serve` is replaced, so this checks what app.py prints and would serve.)"""
+from __future__ import annotations
+
+import pytest
+
+import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
+import app
+from conftest import FakeEmbedder
+from qa.api import exposure_warning, local_addresses, serving_urls
+
+ADDRESSES = local_addresses()
+
+
+def test_local_addresses_are_real_and_not_loopback():
+    assert all(not a.startswith("127.") for a in ADDRESSES)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "192.0.2.77"])
+def test_a_public_bind_without_login_warns_with_the_real_addresses(host):
+    warning = exposure_warning(host, 7861, None)
+    assert "WARNING" in warning and "WITHOUT A LOGIN" in warning
+    assert "VERBATIM_AUTH=user:password" in warning
+    assert "127.0.0.1:7861" not in warning.replace("serve on 127.0.0.1", "")
+    expected = ADDRESSES if host in ("", "0.0.0.0") else [host]
+    for address in expected:
+        assert f"http://{address}:7861" in warning
+
+
+@pytest.mark.parametrize("host,auth", [("127.0.0.1", None), ("localhost", None), ("::1", None),
+                                       ("0.0.0.0", ("u", "p"))])
+def test_no_warning_on_localhost_or_with_a_login(host, auth):
+    assert exposure_warning(host, 7861, auth) is None
+
+
+@pytest.mark.skipif(not ADDRESSES, reason="this machine has no address but loopback")
+def test_a_wildcard_bind_is_shown_at_a_real_address_first():
+    urls = serving_urls("0.0.0.0", 7861)
+    assert urls[0] == f"http://{ADDRESSES[0]}:7861" and urls[-1] == "http://127.0.0.1:7861"
+
+
+def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, capsys):
+    served = {}
+
+    def fake_prepare(settings):
+        return app.Page(settings, FakeEmbedder())
+
+    def fake_serve(asgi, host, port, on_ready=None):
+        served.update(host=host, port=port, app=asgi)
+        on_ready()
+
+    monkeypatch.setattr(app, "prepare", fake_prepare)
+    monkeypatch.setattr("qa.api.serve", fake_serve)
+    monkeypatch.delenv("VERBATIM_AUTH", raising=False)
+    assert app.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
+                     "--index", str(tmp_path / "i")]) == 0
+    out, err = capsys.readouterr()
+    assert served["host"] == "0.0.0.0" and served["port"] == 7861
+    assert "WITHOUT A LOGIN" in err
+    ready = next(line for line in out.splitlines() if line.startswith("Verbatim is ready"))
+    if ADDRESSES:
+        assert ready.startswith(f"Verbatim is ready at http://{ADDRESSES[0]}:7861")
+    assert "/docs" in ready
+
+    monkeypatch.setenv("VERBATIM_AUTH", "u:p")
+    assert app.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
+                     "--index", str(tmp_path / "i")]) == 0
+    assert "WITHOUT A LOGIN" not in capsys.readouterr().err
