@@ -134,8 +134,10 @@ def test_a_stored_article_is_read_by_the_corpus_reader_with_its_url(tmp_path):
     assert record["sha256"] == article.sha256 and record["feed"] == article.feed
     corpus = load_corpus(tmp_path)
     (read,) = corpus.articles
+    # A JSON Lines record's id is qualified by its file, as every corpus file's is.
     assert (read.id, read.url, read.title, read.date) == (
-        article.url, article.url, "A title", "2025-07-28")
+        f"{article_path(article.url).as_posix()}#{article.url}", article.url, "A title",
+        "2025-07-28")
     assert read.text == "First.\n\nSecond paragraph."
     assert read.source == article_path(article.url).as_posix()
     assert corpus.skipped == ()

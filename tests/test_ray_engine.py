@@ -415,7 +415,7 @@ def test_a_killed_driver_leaves_the_live_index_then_only_the_new_article_is_embe
     assert "1 added, 0 changed, 0 removed, 2 kept" in result.stdout
     assert ray_line(result.stdout)["texts"] == len(counting.encoded)
     got, want = snapshot(ray_settings.index_dir), snapshot(local_settings.index_dir)
-    new_passages = [p for p in got["passages"] if p[1] == NEW_ARTICLE]
+    new_passages = [p for p in got["passages"] if p[1] == f"new.jsonl#{NEW_ARTICLE}"]
     assert got["manifest"]["build"]["embedded_passages"] == len(new_passages)
     # Equal to the local incremental build, corpus folder aside (each copy has its own).
     want["manifest"]["corpus_dir"] = got["manifest"]["corpus_dir"]

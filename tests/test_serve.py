@@ -43,7 +43,7 @@ def test_a_wildcard_bind_is_shown_at_a_real_address_first():
 def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, capsys):
     served = {}
 
-    def fake_prepare(settings):
+    def fake_prepare(settings, *engine):
         return app.Page(settings, FakeEmbedder())
 
     def fake_serve(asgi, host, port, on_ready=None):
