@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 # write side (qa.upload, qa.index.build) when they are used.
 from qa import render  # noqa: E402
 from qa.config import ARTICLE_SUFFIXES, MODES, Settings, coerce_k  # noqa: E402
+from qa.embed import Embedder, QuestionEncoder  # noqa: E402  (no torch until a model loads)
 from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
 from qa.ray_engine import add_engine_options  # noqa: E402  (no ray import until used)
 
 if TYPE_CHECKING:
     import gradio as gr
 
-    from qa.embed import Embedder
     from qa.retriever import Retriever
 
 log = logging.getLogger("verbatim.app")
@@ -53,15 +53,19 @@ MAX_PAGE_URLS = 20
 class Page:
     """What the page does, without any Gradio layout: one instance serves every visitor."""
 
-    def __init__(self, settings: Settings, embedder: Embedder,
+    def __init__(self, settings: Settings, embedder: QuestionEncoder,
                  retriever: Retriever | None = None, problem: str | None = None,
                  allow_private_urls: bool = False,
                  build_embedder: Embedder | None = None) -> None:
         self.settings = settings
+        # What questions are embedded with (the model's ONNX export, or the model).
         self.embedder = embedder
-        # What builds embed with ("Rebuild index", added URLs, feeds): the local model,
-        # unless the page was started with --engine ray.
-        self.build_embedder = build_embedder or embedder
+        # What builds embed with ("Rebuild index", added URLs, feeds): a Ray cluster with
+        # --engine ray, else the local model, loaded by the first build unless the question
+        # encoder is the model itself (a page that only answers never imports torch).
+        self._build_embedder = build_embedder if build_embedder is not None else (
+            embedder if isinstance(embedder, Embedder) else None)
+        self._build_lock = threading.Lock()
         self._retriever = retriever
         # Why there is no retriever (shown in the Library tab until a rebuild fixes it).
         self.problem = problem
@@ -74,20 +78,36 @@ class Page:
         self.upload_cache: Path | None = None
 
     # -- the index ----------------------------------------------------------------------
+    def build_embedder(self) -> Embedder:
+        """The embedder builds use; the local model is loaded on the first call."""
+        with self._build_lock:
+            if self._build_embedder is None:
+                from qa.embed import load_embedder
+
+                self._build_embedder = load_embedder(self.settings)
+            return self._build_embedder
+
+    def open_index(self) -> Retriever:
+        """Open the live index now.
+
+        Raises:
+            IndexMissingError, IndexCorruptError, IndexMismatchError: nothing to serve.
+        """
+        from qa.retriever import Retriever
+
+        with self._lock:
+            self._retriever = Retriever.open(self.settings, self.embedder)
+            self.problem = None
+            return self._retriever
+
     def retriever(self) -> Retriever:
         """The Retriever; opens the index if it appeared since start-up (e.g. `qa index`)."""
         if self._retriever is not None:
             return self._retriever
-        from qa.retriever import Retriever
-
-        with self._lock:
-            if self._retriever is None:
-                try:
-                    self._retriever = Retriever.open(self.settings, self.embedder)
-                    self.problem = None
-                except IndexMissingError:
-                    raise QAError(NO_INDEX) from None
-            return self._retriever
+        try:
+            return self.open_index()
+        except IndexMissingError:
+            raise QAError(NO_INDEX) from None
 
     def status_markdown(self) -> str:
         try:
@@ -224,7 +244,7 @@ class Page:
                 progress((done, max(total, 1)), desc=STAGES.get(stage, stage), unit=unit)
 
         try:
-            report = build_index(self.settings, self.build_embedder, on_progress=on_progress)
+            report = build_index(self.settings, self.build_embedder(), on_progress=on_progress)
         except BuildLockedError:
             message = "⚠️ Another build is running; try again when it has finished."
         except QAError as exc:
@@ -288,7 +308,7 @@ class Page:
         try:
             items = add_urls(self.settings.corpus_dir, urls, self.fetcher(), fetching)
             report = index_if_stored(WebReport(items=items), self.settings,
-                                     lambda: self.build_embedder, building)
+                                     self.build_embedder, building)
         except QAError as exc:
             return (f"⚠️ {render.esc(exc)}", *self.library(), text or "")
         failed = "\n".join(item.url for item in report.items if item.failed)
@@ -344,7 +364,7 @@ class Page:
         try:
             results = update_feeds(self.settings.corpus_dir, self.fetcher(), fetching)
             report = index_if_stored(WebReport(feeds=results), self.settings,
-                                     lambda: self.build_embedder, building)
+                                     self.build_embedder, building)
         except QAError as exc:
             return (f"⚠️ {render.esc(exc)}", *self.library(), self.feed_rows())
         note = report_markdown(report) if results else \
@@ -548,40 +568,44 @@ def wire_web_section(page: Page, web: dict[str, Any], status: Any, articles: Any
 # -- start-up ----------------------------------------------------------------------------
 def prepare(settings: Settings, engine: str = "local", ray_address: str | None = None,
             ray_actors: int | None = None) -> Page:
-    """Load the model, build the index if there is none, and open it.
+    """Open the index (questions through the model's ONNX export when a build made one, so
+    no torch is loaded), or build it first if there is none.
 
     With engine "ray", builds (this one and "Rebuild index") embed on a Ray cluster;
     questions are always embedded here.
     """
-    from qa.embed import load_embedder
-    from qa.retriever import Retriever
+    from qa.embed import load_embedder, load_question_encoder
 
-    embedder = load_embedder(settings)
-    embedder.encode(["warm up"])  # so the first question is as quick as the rest
-    builder = embedder
+    builder = None
     if engine == "ray":
         from qa.ray_engine import load_ray_embedder
 
-        builder = load_ray_embedder(settings, ray_address, ray_actors, local=embedder)
+        builder = load_ray_embedder(settings, ray_address, ray_actors,
+                                    local=load_embedder(settings))
+    encoder = load_question_encoder(settings)
+    encoder.encode(["warm up"])  # so the first question is as quick as the rest
+    page = Page(settings, encoder, build_embedder=builder)
     try:
-        return Page(settings, embedder, Retriever.open(settings, embedder),
-                    build_embedder=builder)
+        page.open_index()
+        return page
     except IndexMissingError:
         print(f"No index in {settings.index_dir}/ yet: building it from {settings.corpus_dir}/",
               flush=True)
     except QAError as exc:
         print(f"warning: the index cannot be served: {exc}", file=sys.stderr, flush=True)
-        return Page(settings, embedder, problem=f"{exc} (or press “Rebuild index”).",
-                    build_embedder=builder)
+        page.problem = f"{exc} (or press “Rebuild index”)."
+        return page
     from qa.index.build import build_index
 
     try:
-        report = build_index(settings, builder)
+        report = build_index(settings, page.build_embedder())
     except QAError as exc:
         print(f"warning: could not build the index: {exc}", file=sys.stderr, flush=True)
-        return Page(settings, embedder, problem=f"{exc}. {NO_INDEX}", build_embedder=builder)
+        page.problem = f"{exc}. {NO_INDEX}"
+        return page
     print(report.summary(), flush=True)
-    return Page(settings, embedder, Retriever.open(settings, embedder), build_embedder=builder)
+    page.open_index()
+    return page
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:

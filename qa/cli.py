@@ -297,7 +297,9 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
         parser.add_argument("--corpus", type=Path, help="articles folder or file (default: corpus)")
     parser.add_argument("--model", help="sentence-transformers model name or path "
                         "(default: the bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="embedding precision (default fp32)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="embedding precision (default auto: bf16 where the CPU has bf16 "
+                        "instructions, else fp32)")
 
 
 def parser() -> argparse.ArgumentParser:

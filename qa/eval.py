@@ -171,13 +171,13 @@ def eval_index_dir(articles: Path, settings: Settings) -> Path:
     return Path(".verbatim-cache") / "eval" / f"{articles.stem}-{key}"
 
 
-def prepare_retriever(articles: Path, settings: Settings, embedder=None, on_progress=None):
-    """Build (incrementally, so usually nothing is embedded) and open an eval index."""
+def prepare_retriever(articles: Path, settings: Settings, on_progress=None):
+    """Build (incrementally, so usually nothing is embedded) and open an eval index, with
+    the question encoder users get (Retriever.open's choice)."""
     from qa.embed import load_embedder
     from qa.index.build import build_index
     from qa.retriever import Retriever
 
     settings = settings.replace(corpus_dir=articles)
-    embedder = embedder or load_embedder(settings)
-    build_index(settings, embedder, on_progress=on_progress)
-    return Retriever.open(settings, embedder)
+    build_index(settings, load_embedder(settings), on_progress=on_progress)
+    return Retriever.open(settings)

@@ -17,11 +17,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from qa.config import Settings
-from qa.embed import Embedder, OnProgress
+from qa.embed import Embedder, ExportsQuestionModel, OnProgress
 from qa.errors import ClusterError, ConfigError
 
 
@@ -204,10 +205,11 @@ class RayEmbedder:
         self._local = local
         self.model_id, self.fingerprint = local.model_id, local.fingerprint
         self.dim, self.max_tokens = local.dim, local.max_tokens
-        # The actors embed in the settings' precision, and the manifest records it.
-        self.precision = settings.precision
+        # The actors embed in the driver's precision ("auto" resolved here, so machines
+        # with and without bf16 instructions make alike vectors); the manifest records it.
+        self.precision = local.precision
         # Only what an actor needs to load the same model: no driver paths travel.
-        self._actor_settings = Settings(model=settings.model, precision=settings.precision,
+        self._actor_settings = Settings(model=settings.model, precision=local.precision,
                                         batch_size=settings.batch_size)
         self.address = address
         self.actors = actors
@@ -221,6 +223,11 @@ class RayEmbedder:
     @property
     def where(self) -> str:
         return self.address or "a local Ray runtime"
+
+    def export_question_model(self, index_dir: Path) -> bool:
+        """Questions are embedded locally: the local model exports itself (qa.onnx_embed)."""
+        return isinstance(self._local, ExportsQuestionModel) and \
+            self._local.export_question_model(index_dir)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._local.count_tokens(texts)

@@ -16,7 +16,7 @@ import numpy as np
 from qa import scoring
 from qa.chunk import chunk_settings_for
 from qa.config import MODES, Mode, Settings
-from qa.embed import Embedder, load_embedder
+from qa.embed import QuestionEncoder, load_question_encoder
 from qa.errors import ConfigError
 from qa.index.db import ArticleInfo
 from qa.index.generation import Generation, expected_for
@@ -60,7 +60,8 @@ class _Candidates:
 class Retriever:
     """Searches an index's current generation; a live index follows new generations."""
 
-    def __init__(self, index: IndexSource, embedder: Embedder, settings: Settings | None = None,
+    def __init__(self, index: IndexSource, embedder: QuestionEncoder,
+                 settings: Settings | None = None,
                  reranker: Reranker | None = None) -> None:
         self.index = index
         self.embedder = embedder
@@ -68,18 +69,19 @@ class Retriever:
         self.reranker = reranker
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None,
+    def open(cls, settings: Settings, embedder: QuestionEncoder | None = None,
              reranker: Reranker | None = None) -> "Retriever":
         """A Retriever over the live index in `settings.index_dir`, following its rebuilds.
 
-        Loads the model the settings name unless `embedder` is given.
+        Questions are embedded by `embedder`, else by the model the settings name: its
+        ONNX export if a build made one (no torch), else the model itself.
 
         Raises:
             IndexMissingError: nothing has been built there yet.
             IndexMismatchError: the index was built with another model or chunker.
             IndexCorruptError: a file of the index is damaged.
         """
-        embedder = embedder or load_embedder(settings)
+        embedder = embedder or load_question_encoder(settings)
         expected = expected_for(embedder, chunk_settings_for(settings, embedder.max_tokens))
         return cls(LiveIndex(settings.index_dir, expected), embedder, settings, reranker)
 

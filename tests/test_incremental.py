@@ -170,3 +170,13 @@ def test_real_model_embeds_only_the_new_article(seed_settings, real_embedder, tm
     assert (report.added, report.changed, report.removed, report.kept) == (0, 0, 1, 1)
     assert counting.encoded == []
     assert NEW_FILE not in {h.passage.article_id for h in retriever.search(NEW_QUESTION, k=10)}
+
+
+def test_another_precision_re_embeds_every_article(small, fake_embedder):
+    build_index(small, fake_embedder)
+    other = FakeEmbedder()
+    other.precision = "bf16"
+    report = build_index(small, other)
+    assert report.kept == 0 and report.reembedded == 3, report.summary()
+    assert read_manifest(small.index_dir / report.generation).model.precision == "bf16"
+    assert build_index(small, other).up_to_date

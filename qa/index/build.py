@@ -19,7 +19,7 @@ from qa.chunk import (
     sentence_embedding_text,
 )
 from qa.config import Settings
-from qa.embed import Embedder
+from qa.embed import Embedder, ExportsQuestionModel
 from qa.errors import CorpusError, IndexWriteError, QAError
 from qa.index import layout
 from qa.index.db import PassageRow, write_db
@@ -216,11 +216,13 @@ def _live_manifest(index_dir: Path) -> tuple[str | None, Manifest | None]:
         return name, None
 
 
-def _previous(index_dir: Path, name: str | None, expected: Expected) -> Reusable | None:
+def _previous(index_dir: Path, name: str | None, expected: Expected,
+              precision: str) -> Reusable | None:
     """What the live generation can lend, or None if there is none or it does not fit.
 
     It is opened with every check a reader makes, checksums included, so damage is never
-    copied forward.
+    copied forward. Vectors of another precision are not mixed into a generation (their
+    cosines agree to 0.99998, but a manifest then says what every vector is).
     """
     if name is None:
         return None
@@ -228,6 +230,11 @@ def _previous(index_dir: Path, name: str | None, expected: Expected) -> Reusable
         generation = Generation.open(index_dir / name, expected, checksums=True)
     except QAError as exc:
         log.warning("not reusing the live index (%s); embedding every article", exc)
+        return None
+    if generation.manifest.model.precision != precision:
+        log.info("the live index holds %s vectors, this build makes %s: embedding every "
+                 "article", generation.manifest.model.precision, precision)
+        generation.close()
         return None
     try:
         return Reusable(
@@ -302,6 +309,18 @@ def _model_info(embedder: Embedder) -> ModelInfo:
                      precision=embedder.precision)
 
 
+def _export_question_model(embedder: Embedder, index_dir: Path) -> None:
+    """Export the model for answering without torch (qa.onnx_embed; once per model). It
+    only speeds up answering, so a failure is a warning and questions use torch."""
+    if not isinstance(embedder, ExportsQuestionModel):
+        return
+    try:
+        embedder.export_question_model(index_dir)
+    except Exception as exc:  # torch's exporter raises many kinds; the index is fine
+        log.warning("could not export the model for answering without torch (%s); questions "
+                    "will be embedded with torch", exc)
+
+
 def _corpus_dir(settings: Settings) -> str:
     return str(settings.corpus_dir.resolve())
 
@@ -359,13 +378,15 @@ def build_index(
         corpus = _corpus(settings)
         chunking = chunk_settings_for(settings, embedder.max_tokens)
         live, live_manifest = _live_manifest(index_dir)
-        previous = None if full else _previous(index_dir, live, expected_for(embedder, chunking))
+        previous = None if full else _previous(index_dir, live, expected_for(embedder, chunking),
+                                               embedder.precision)
         plan = _plan(corpus, previous, live_manifest)
         progress("read", len(corpus.articles), len(corpus.articles))
         if _up_to_date(plan, previous, settings):
             # Nothing to build: the live generation stays, and so does the one before it.
             before = previous.manifest.previous
             layout.remove_stale(index_dir, keep=(live, before))
+            _export_question_model(embedder, index_dir)
             return BuildReport.of(live, corpus, previous.manifest.counts.passages,
                                   plan.stats(full, None), started, before, up_to_date=True)
 
@@ -396,4 +417,5 @@ def build_index(
                 articles=plan.hashes,
             ))
         progress("write", WRITE_STEPS, WRITE_STEPS)
+        _export_question_model(embedder, index_dir)
     return BuildReport.of(gen.name, corpus, len(assembled.rows), stats, started, gen.previous)

@@ -1,0 +1,86 @@
+"""Answering without torch: a build exports the model, questions go through ONNX Runtime."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EVAL, ROOT, read_jsonl
+from index_helpers import cli_env, copy_index
+from qa.embed import load_question_encoder
+from qa.index.build import build_index
+from qa.onnx_embed import GRAPH, OnnxQuestionEncoder, export_folder, read_export
+from qa.retriever import Retriever
+
+QUESTIONS = [q["question"] for q in read_jsonl(EVAL / "seed_dev_paraphrased.jsonl")]
+
+
+def test_a_build_exports_the_model_once(seed_settings, real_embedder):
+    folder = export_folder(seed_settings.index_dir, real_embedder.fingerprint)
+    about = read_export(folder, real_embedder.fingerprint)
+    assert about is not None and about.model_id == "all-MiniLM-L6-v2" and about.dim == 384
+    written = (folder / GRAPH).stat().st_mtime_ns
+    build_index(seed_settings, real_embedder)  # up to date: the export is kept as it is
+    assert (folder / GRAPH).stat().st_mtime_ns == written
+
+
+def test_onnx_questions_equal_the_torch_model(seed_settings, real_embedder):
+    encoder = load_question_encoder(seed_settings)
+    assert isinstance(encoder, OnnxQuestionEncoder)
+    assert (encoder.model_id, encoder.fingerprint, encoder.dim, encoder.max_tokens) == (
+        real_embedder.model_id, real_embedder.fingerprint, real_embedder.dim,
+        real_embedder.max_tokens)
+    cosine = (encoder.encode(QUESTIONS) * real_embedder.encode(QUESTIONS)).sum(axis=1)
+    assert cosine.min() > 0.99999, cosine
+
+
+def test_the_retriever_answers_alike_through_either(seed_settings, real_embedder):
+    onnx = Retriever.open(seed_settings)
+    torch = Retriever.open(seed_settings, real_embedder)
+    assert isinstance(onnx.embedder, OnnxQuestionEncoder)
+    for question in QUESTIONS:
+        assert ([h.passage.id for h in onnx.search(question, k=5)]
+                == [h.passage.id for h in torch.search(question, k=5)]), question
+
+
+def test_a_damaged_export_falls_back_to_torch_and_is_made_again(seed_settings, real_embedder,
+                                                               tmp_path, caplog):
+    settings = copy_index(seed_settings, tmp_path)
+    folder = export_folder(settings.index_dir, real_embedder.fingerprint)
+    with (folder / GRAPH).open("r+b") as handle:  # same size, other bytes
+        handle.seek(4096)
+        handle.write(b"\0" * 64)
+    with caplog.at_level(logging.WARNING):
+        encoder = load_question_encoder(settings)
+    assert not isinstance(encoder, OnnxQuestionEncoder)
+    assert Retriever.open(settings, encoder).search(QUESTIONS[0], k=1)
+    build_index(settings, real_embedder)  # nothing to index; the export is made again
+    assert isinstance(load_question_encoder(settings), OnnxQuestionEncoder)
+
+
+ANSWER_WITHOUT_TORCH = """
+import json, sys
+from pathlib import Path
+from qa.config import Settings
+from qa.retriever import Retriever
+retriever = Retriever.open(Settings(index_dir=Path(sys.argv[1])))
+answer = retriever.answer("What hardware did the US export bans target?", k=1)
+print(json.dumps({"quote": answer.quotes[0].text,
+                  "torch": "torch" in sys.modules,
+                  "sentence_transformers": "sentence_transformers" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+def test_answering_never_imports_torch(seed_settings):
+    result = subprocess.run([sys.executable, "-c", ANSWER_WITHOUT_TORCH,
+                             str(seed_settings.index_dir)],
+                            cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "Nvidia GPUs" in out["quote"]
+    assert not out["torch"] and not out["sentence_transformers"], out
+
