@@ -34,17 +34,17 @@ t0 = time.perf_counter()
 from qa.config import Settings
 from qa.retriever import Retriever
 t1 = time.perf_counter()
-from qa.embed import load_embedder
+from qa.embed import load_question_encoder
 settings = Settings(index_dir=sys.argv[1])
-embedder = load_embedder(settings)
+encoder = load_question_encoder(settings)  # the exported ONNX model when the index has one
 t2 = time.perf_counter()
-retriever = Retriever.open(settings, embedder)
+retriever = Retriever.open(settings, encoder)
 t3 = time.perf_counter()
 retriever.answer(sys.argv[2])
 t4 = time.perf_counter()
 retriever.answer(sys.argv[2] + " again")
 t5 = time.perf_counter()
-print("PARTS", t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+print("PARTS", t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, int("torch" in sys.modules))
 """
 
 
@@ -138,10 +138,12 @@ def main() -> None:
     print()
     print(f"seed corpus; {load_average()}")
     print(table(["cold start", "seconds", "min", "max"], rows))
-    names = ["import qa", "load model", "open index", "first answer", "second answer"]
+    names = ["import qa", "load question encoder", "open index", "first answer",
+             "second answer"]
     print()
     print("inside one start (median seconds of each part):")
     print(table(names, [[median([p[i] for p in parts]) for i in range(len(names))]]))
+    print(f"torch imported to answer: {'yes' if any(p[5] for p in parts) else 'no'}")
     save_result("coldstart", {"first": first, "asks": asks, "parts": parts, "pages": pages})
 
 

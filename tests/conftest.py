@@ -69,9 +69,17 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder():
+    """The model as users get it: precision "auto" (bf16 on CPUs with bf16, else fp32)."""
     from qa.embed import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def fp32_embedder():
+    from qa.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(precision="fp32")
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,7 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
         # The next build succeeds (the dead build's lock is free) and cleans up after it.
         report = build_index(settings, real_embedder)
         assert report.added == 1 and report.kept == 1, (stage, report.summary())
-        assert index_entries(settings) == {"CURRENT", ".build.lock", live,
+        assert index_entries(settings) == {"CURRENT", ".build.lock", "models", live,
                                            report.generation}, stage
         assert found_answer(retriever.search(NEW_QUESTION, k=1), [NEW_ANSWER]), stage
 

@@ -37,9 +37,9 @@ def test_encode_nothing(real_embedder):
     assert real_embedder.encode([]).shape == (0, real_embedder.dim)
 
 
-def test_bf16_vectors_are_close_to_fp32(real_embedder, bf16_embedder):
+def test_bf16_vectors_are_close_to_fp32(fp32_embedder, bf16_embedder):
     texts = seed_sentences(12) + ["Who leads the new chip alliance?"]
-    fp32 = real_embedder.encode(texts)
+    fp32 = fp32_embedder.encode(texts)
     bf16 = bf16_embedder.encode(texts)
     assert bf16.dtype == np.float32
     assert np.allclose(np.linalg.norm(bf16, axis=1), 1, atol=1e-5)
