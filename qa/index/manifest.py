@@ -36,6 +36,9 @@ class ModelInfo:
     metric: str = "inner_product"
     # What the vectors were computed in ("fp32" or "bf16"); questions use the same.
     precision: str = "fp32"
+    # How the sentence vectors were made (Settings.sentence_vectors): "separate" (each
+    # sentence embedded on its own) or "late" (pooled from the passage's forward pass).
+    sentence_vectors: str = "separate"
 
 
 @_STRICT
