@@ -192,7 +192,8 @@ def _share_question_model(index_dir: Path) -> None:
     from qa.onnx_embed import MODELS_DIR
 
     source = squad_index("fp32") / MODELS_DIR
-    if not (index_dir / MODELS_DIR).exists() and source.is_dir():
+    if source.is_dir():  # afresh: an export of an older version would not be used
+        shutil.rmtree(index_dir / MODELS_DIR, ignore_errors=True)
         shutil.copytree(source, index_dir / MODELS_DIR)
 
 
