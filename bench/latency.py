@@ -3,11 +3,16 @@
 Each size runs in its own process (so its peak memory is its own) over a synthetic
 generation from bench/synthetic.py (real squad-dev passages and vectors, repeated with
 noisy vectors up to the size). Questions are real squad-dev questions, asked one at a time
-as a user would. Reported per size: load time, p50/p99 of the whole answer and of its
-parts (question embedding, FAISS, BM25, SQLite fetch, the rest: scoring, highlights),
+as a user would, with the question encoder a Retriever really uses (the model's ONNX export
+that `qa index` writes, copied from the squad-dev index; `--question-encoder torch` for the
+torch model). Reported per size: load time, p50/p99 of the whole answer and of its parts
+(question embedding, FAISS, BM25, SQLite fetch, the rest: scoring, highlights) and each
+part's share of the answer time, the p50 of a bare fp32 `SentenceTransformer.encode` of
+one question in the same process (all threads, as a user would call it, and one thread),
 a filtered query's p50, peak memory (ru_maxrss, plus the anonymous/file-backed split at
 the end), index size on disk, and recall@10 of the hybrid ranking against the same ranking
-with an exact FAISS index.
+with an exact FAISS index. At the end, issue 13's two ratios: p50 at the largest size over
+the bare encode's p50, and over p50 at the smallest size.
 
     python bench/latency.py                          # 10k, 100k, 1M passages, hybrid
     python bench/latency.py --sizes 10000 --mode dense --questions 100
@@ -72,13 +77,21 @@ def worker(args: argparse.Namespace) -> dict:
     index_dir = synthetic.build(args.size, factory=args.faiss or choose_factory(args.size),
                                 quiet=True)
     from qa.config import Settings
-    from qa.embed import SentenceTransformerEmbedder
     from qa import Filters
+    from qa.embed import load_question_encoder
     from qa.retriever import Retriever
 
     load_start = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(precision=args.precision)
     settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision)
+    if args.question_encoder == "torch":
+        from qa.embed import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder(precision=args.precision)
+    else:
+        _share_question_model(index_dir)
+        embedder = load_question_encoder(settings)
+        if type(embedder).__name__ != "OnnxQuestionEncoder":
+            raise SystemExit(f"no ONNX question model for {index_dir}")
     retriever = Retriever.open(settings, embedder)
     generation = retriever.generation
     load_s = time.perf_counter() - load_start
@@ -137,6 +150,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     peak = peak_rss_mb()
     rss_end = rss_breakdown_mb()
+    bare = bare_encode_ms(asked[:args.bare])
 
     # Recall@10 of the final ranking against the same ranking over an exact index.
     recall = None
@@ -160,10 +174,53 @@ def worker(args: argparse.Namespace) -> dict:
         "parts_p50": {s: percentile(parts[s], 50) for s in STAGES},
         "parts_p99": {s: percentile(parts[s], 99) for s in STAGES},
         "rest_p50": percentile(rest, 50), "rest_p99": percentile(rest, 99),
+        "shares": {**{s: sum(parts[s]) / sum(times) for s in STAGES},
+                   "rest": sum(rest) / sum(times)},
+        "encoder": type(embedder).__name__, **bare,
         "filtered_p50": percentile(filtered, 50), "filtered_p99": percentile(filtered, 99),
         "peak_rss_mb": peak, "rss_after_load": rss_after_load, "rss_end": rss_end,
         "disk_mb": folder_mb(index_dir), "recall10": recall,
     }
+
+
+def _share_question_model(index_dir: Path) -> None:
+    """Copy the squad-dev index's ONNX export (which `qa index` wrote) into the synthetic
+    index, where a Retriever looks for it: the synthetic builder embeds nothing."""
+    import shutil
+
+    from common import squad_index
+    from qa.onnx_embed import MODELS_DIR
+
+    source = squad_index("fp32") / MODELS_DIR
+    if source.is_dir():  # afresh: an export of an older version would not be used
+        shutil.rmtree(index_dir / MODELS_DIR, ignore_errors=True)
+        shutil.copytree(source, index_dir / MODELS_DIR)
+
+
+def bare_encode_ms(texts: list[str]) -> dict[str, float]:
+    """p50/p99 ms of a bare fp32 `SentenceTransformer.encode(question)`, one question at a
+    time: with torch's default threads (what a user's script does) and with one thread."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from qa.embed import bundled_model_path
+
+    model = SentenceTransformer(str(bundled_model_path()), device="cpu")
+    out = {}
+    default_threads = torch.get_num_threads()
+    for label, threads in (("bare", default_threads), ("bare1", 1)):
+        torch.set_num_threads(threads)
+        for text in texts[:5]:  # warm-up
+            model.encode(text, show_progress_bar=False)
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            model.encode(text, show_progress_bar=False)
+            times.append((time.perf_counter() - start) * 1000)
+        out[f"{label}_p50"], out[f"{label}_p99"] = percentile(times, 50), percentile(times, 99)
+    torch.set_num_threads(default_threads)
+    out["bare_threads"] = default_threads
+    return out
 
 
 def main() -> None:
@@ -180,6 +237,10 @@ def main() -> None:
                         help="prefetch candidates' vector rows (a proposed retriever change)")
     parser.add_argument("--recall", type=int, default=200,
                         help="questions for hybrid recall@10 vs exact (0: skip)")
+    parser.add_argument("--question-encoder", default="onnx", choices=["onnx", "torch"],
+                        help="onnx: the export a Retriever uses (default); torch: the model")
+    parser.add_argument("--bare", type=int, default=100,
+                        help="questions for the bare SentenceTransformer.encode p50")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -196,7 +257,8 @@ def main() -> None:
         command = [sys.executable, str(Path(__file__)), "--worker", str(size), "--mode",
                    args.mode, "--precision", args.precision, "--questions", str(args.questions),
                    "--warmup", str(args.warmup), "--offset", str(args.offset),
-                   "--recall", str(args.recall)]
+                   "--recall", str(args.recall), "--question-encoder", args.question_encoder,
+                   "--bare", str(args.bare)]
         command += ["--faiss", args.faiss] if args.faiss else []
         command += ["--prefetch"] if args.prefetch else []
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -227,6 +289,29 @@ def main() -> None:
           *[f"{r['parts_p50'][s]:.1f} / {r['parts_p99'][s]:.1f}" for s in STAGES],
           f"{r['rest_p50']:.1f} / {r['rest_p99']:.1f}"] for r in results],
     ))
+    print()
+    print("share of the answer time (sum over the questions):")
+    print(table(
+        ["passages", *STAGES, "rest"],
+        [[f"{r['size']:,}", *[f"{100 * r['shares'][s]:.0f}%" for s in (*STAGES, "rest")]]
+         for r in results],
+    ))
+    print()
+    print("bare fp32 SentenceTransformer.encode of one question, p50 / p99 ms:")
+    print(table(
+        ["passages", "default threads", "1 thread", "answer p50 / bare p50",
+         "answer p50 / bare 1-thread p50"],
+        [[f"{r['size']:,}", f"{r['bare_p50']:.1f} / {r['bare_p99']:.1f} ({r['bare_threads']})",
+          f"{r['bare1_p50']:.1f} / {r['bare1_p99']:.1f}", f"{r['p50'] / r['bare_p50']:.2f}",
+          f"{r['p50'] / r['bare1_p50']:.2f}"] for r in results],
+    ))
+    big, small = results[-1], results[0]
+    print(f"\nissue 13 ratios ({results[0]['encoder']} questions; {load_average()}):")
+    print(f"  p50 at {big['size']:,} / bare fp32 encode p50 (same process): "
+          f"{big['p50'] / big['bare_p50']:.2f} (default threads), "
+          f"{big['p50'] / big['bare1_p50']:.2f} (1 thread); target <= 1.0")
+    print(f"  p50 at {big['size']:,} / p50 at {small['size']:,}: "
+          f"{big['p50'] / small['p50']:.2f}; target <= 1.3")
     print()
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "

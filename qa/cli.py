@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from qa.config import MODES, PRECISIONS, Settings
+from qa.config import MODES, PRECISIONS, SENTENCE_VECTORS, Settings
 from qa.errors import ConfigError, QAError
 from qa.index import layout
 from qa.ray_engine import add_engine_options
@@ -25,6 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         model=getattr(args, "model", None),
         precision=getattr(args, "precision", None),
         index_factory=getattr(args, "faiss", None),
+        sentence_vectors=getattr(args, "sentence_vectors", None),
     )
 
 
@@ -319,6 +320,10 @@ def parser() -> argparse.ArgumentParser:
                    help="wait this long for another build to finish (default: refuse at once)")
     p.add_argument("--faiss", metavar="FACTORY", help="FAISS index-factory string "
                    "(default: exact search, IVF for large indexes)")
+    p.add_argument("--sentence-vectors", choices=SENTENCE_VECTORS,
+                   help="separate (default): embed each sentence on its own; late: pool them "
+                   "from the passage's forward pass, about twice as fast to build, ~1 point "
+                   "less recall@1 (a change re-embeds every article)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_options(p)
     p.set_defaults(func=cmd_index)

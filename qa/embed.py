@@ -39,6 +39,16 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+class LateEmbedder(Protocol):
+    """An embedder that gives sentence vectors from its passages' forward pass (qa.late)."""
+
+    def encode_late(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+        on_progress: OnProgress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
 class ExportsQuestionModel(Protocol):
     """An embedder that can export its model for the ONNX question encoder."""
 
@@ -200,6 +210,63 @@ class SentenceTransformerEmbedder:
                 on_progress(min(start + block, len(texts)), len(texts))
         return out
 
+    def encode_late(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
+        on_progress: OnProgress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass per text: its vector and its spans' vectors ("late chunking").
+
+        Args:
+            texts: what the model reads, e.g. "title\npassage" (qa.chunk.embedding_text).
+            spans: per text, [start, end) character spans of its sentences in that text.
+
+        Returns:
+            (text vectors (len(texts), dim), span vectors (total spans, dim)), rows in input
+            order (texts, then their spans), float32, L2-normalised. The text vectors are
+            `encode`'s (the same mean pooling over the same tokens).
+
+        Raises:
+            ConfigError: the model is not Transformer -> mean pooling (nothing to pool).
+        """
+        import torch
+
+        from qa.late import pool_spans, span_weights
+
+        if self._direct is None:
+            raise ConfigError(
+                f"sentence_vectors='late' needs a Transformer + mean pooling model, and "
+                f"{self.model_id!r} is not one; build with sentence_vectors='separate'"
+            )
+        tokenizer, transformer = self._direct
+        texts = list(texts)
+        firsts = np.cumsum([0] + [len(s) for s in spans])
+        passages = np.zeros((len(texts), self.dim), dtype=np.float32)
+        sentences = np.zeros((int(firsts[-1]), self.dim), dtype=np.float32)
+        # Longest first, as in `encode`: batches of nearly one length waste little padding.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        with torch.inference_mode(), torch.autocast(
+            "cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        ):
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                features = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                     max_length=self.max_tokens, return_tensors="pt",
+                                     return_offsets_mapping=True)
+                offsets = features.pop("offset_mapping").numpy()
+                hidden = transformer(**features).last_hidden_state.float()
+                mask = features["attention_mask"]
+                lengths = mask.sum(dim=1).tolist()
+                pooled = ((hidden * mask.unsqueeze(-1)).sum(dim=1)
+                          / mask.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
+                hidden = hidden.numpy()
+                for j, i in enumerate(rows):
+                    passages[i] = pooled[j]
+                    weights = span_weights(offsets[j], lengths[j], spans[i])
+                    sentences[firsts[i]:firsts[i + 1]] = pool_spans(
+                        hidden[j, :lengths[j]], weights, pooled[j])
+                if on_progress:
+                    on_progress(min(start + self.batch_size, len(texts)), len(texts))
+        return _normalise(passages), sentences
 
     def export_question_model(self, index_dir: Path) -> bool:
         """Export this model for the ONNX question encoder into `index_dir` (once per model;

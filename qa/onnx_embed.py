@@ -2,10 +2,13 @@
 
 A build (which has the torch model loaded anyway) exports the model once per model
 fingerprint into `index/models/<fingerprint>/`: the transformer with its mean pooling and
-L2 normalisation as one ONNX graph, and the exact tokenizer it was embedded with. A
-Retriever then embeds questions with ONNX Runtime on one thread (the only onnxruntime
-import), which gives the same vectors as the torch model (cosine 1.00000 over real
-questions, bench/query_embed.py) in about half the time, and starts without torch.
+L2 normalisation as one ONNX graph, its weights quantised to int8 (dynamic, per channel),
+and the exact tokenizer it was embedded with. A Retriever then embeds questions with ONNX
+Runtime on one thread (the only onnxruntime import) and starts without torch. The int8
+graph is ~4x faster than the fp32 one (p50 ~2.5 vs 9.6 ms) with vectors at cosine >= 0.99
+to the torch model's and equal quality (squad-dev 1/3: recall@1 0.8793 vs 0.8782 fp32,
+recall@5 0.9741 vs 0.9730, highlight@1 0.7718 vs 0.7702; the seed sets identical; every
+8th squad-dev question: recall@1 0.867 vs 0.872, recall@5 0.982 vs 0.977, README).
 Models that are not Transformer -> mean pooling keep the torch path.
 """
 from __future__ import annotations
@@ -26,10 +29,11 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = "models"
 GRAPH = "question.onnx"
+FP32_GRAPH = "question-fp32.onnx"  # only while exporting: quantised into GRAPH
 TOKENIZER = "tokenizer.json"
 ABOUT = "model.json"
-# Bumped when the exported graph changes, so an older export is made again.
-EXPORT_VERSION = 1
+# Bumped when the exported graph changes, so an older export is made again (2: int8).
+EXPORT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +101,15 @@ def export_question_model(transformer, tokenizer, about: ExportedModel, folder: 
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 Pooled(transformer), (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-                str(temp / GRAPH), input_names=["input_ids", "attention_mask", "token_type_ids"],
+                str(temp / FP32_GRAPH), input_names=["input_ids", "attention_mask", "token_type_ids"],
                 output_names=["embedding"], opset_version=17, dynamo=False,
                 dynamic_axes={name: {0: "batch", 1: "tokens"}
                               for name in ("input_ids", "attention_mask", "token_type_ids")}
                 | {"embedding": {0: "batch"}},
             )
         transformer.train(was_training)
+        _quantise(temp / FP32_GRAPH, temp / GRAPH)
+        (temp / FP32_GRAPH).unlink()
         tokenizer.backend_tokenizer.save(str(temp / TOKENIZER))
         with (temp / GRAPH).open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -116,10 +122,27 @@ def export_question_model(transformer, tokenizer, about: ExportedModel, folder: 
         raise
 
 
+def _quantise(source: Path, target: Path) -> None:
+    """int8 weights (dynamic quantisation, one scale per output channel): per-tensor scales
+    lost more (cosine to fp32 ~0.92 with torch's quantize_dynamic, bench/query_embed.py)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantiser logs advice ("consider pre-processing") on the root logger.
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                             per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 class OnnxQuestionEncoder:
     """Embeds questions with an exported model: the query-side half of an Embedder."""
 
-    precision = "fp32"
+    # Activations in fp32, weights in int8 (see the module docstring).
+    precision = "int8"
 
     def __init__(self, folder: Path, about: ExportedModel) -> None:
         import onnxruntime as ort

@@ -192,3 +192,47 @@ def test_the_same_passages_give_the_same_files_in_every_process():
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1, digests
+
+
+@pytest.fixture(scope="module")
+def squad_twice():
+    """Every squad-dev paragraph twice (so each score is tied at every boundary) and the
+    first 400 squad-dev questions: a real corpus where the threshold shortcut applies."""
+    texts = []
+    with (EVAL / "squad-dev" / "articles.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            texts += [p for p in json.loads(line)["text"].split("\n\n") if p.strip()]
+    with (EVAL / "squad-dev" / "questions.jsonl").open(encoding="utf-8") as handle:
+        questions = [json.loads(line)["question"] for line, _ in zip(handle, range(400))]
+    return LexicalIndex.build(texts + texts), questions
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 50])
+def test_threshold_top_k_equals_top_k_of_every_score(squad_twice, k, monkeypatch):
+    """The threshold shortcut returns exactly what ranking every passage returns: the same
+    ids in the same order, bit-identical scores, ties broken by the lowest id."""
+    index, questions = squad_twice
+    shortcut = []
+    full = top_k  # the module function the shortcut falls back to, called on everything
+
+    def counting(scores, k, ids=None):
+        shortcut.append(ids is not None)
+        return full(scores, k, ids)
+
+    monkeypatch.setattr("qa.index.lexical.top_k", counting)
+    compared = ties = 0
+    for question in questions:
+        token_ids = index.token_ids(question)
+        if not token_ids:
+            continue
+        got_scores, got_ids = index.search(question, k)
+        every = index._accumulate(token_ids).copy()
+        want_scores, want_ids = full(every, k)
+        assert got_ids.tolist() == want_ids.tolist(), question
+        assert got_scores.tobytes() == want_scores.tobytes(), question
+        ties += int(np.any(got_scores[1:] == got_scores[:-1]))
+        compared += 1
+    assert compared > 350 and (k == 1 or ties > 300)  # the twins' ties were compared
+    # The shortcut really ran (else this test would prove nothing); at k=50 the rarest
+    # term is in fewer than 50 of these 4,000 passages for most questions.
+    assert sum(shortcut) >= (100 if k <= 10 else 15), (sum(shortcut), compared)

@@ -31,6 +31,16 @@ def test_round_trip(tmp_path):
     assert read_manifest(folder) == manifest
 
 
+def test_a_manifest_from_before_sentence_vectors_reads_as_separate(tmp_path):
+    """Indexes built before late chunking existed hold separately embedded sentences."""
+    folder = tmp_path / "gen-000001"
+    folder.mkdir()
+    data = valid(folder)
+    assert data["model"].pop("sentence_vectors") == "separate"
+    write(folder, data)
+    assert read_manifest(folder).model.sentence_vectors == "separate"
+
+
 def tampered(change):
     def apply(data: dict) -> dict:
         change(data)

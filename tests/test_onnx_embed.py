@@ -6,11 +6,13 @@ import logging
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import EVAL, ROOT, read_jsonl
 from index_helpers import cli_env, copy_index
 from qa.embed import load_question_encoder
+from qa.eval import answers_in, read_questions
 from qa.index.build import build_index
 from qa.onnx_embed import GRAPH, OnnxQuestionEncoder, export_folder, read_export
 from qa.retriever import Retriever
@@ -27,27 +29,44 @@ def test_a_build_exports_the_model_once(seed_settings, real_embedder):
     assert (folder / GRAPH).stat().st_mtime_ns == written
 
 
-def test_onnx_questions_equal_the_torch_model(seed_settings, real_embedder, fp32_embedder):
+def test_the_export_is_int8(seed_settings, real_embedder):
+    folder = export_folder(seed_settings.index_dir, real_embedder.fingerprint)
+    # int8 weights: ~23 MB; the fp32 graph is ~90 MB (and is not kept).
+    assert (folder / GRAPH).stat().st_size < 40 * 2**20
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", GRAPH, "tokenizer.json"]
+
+
+def test_onnx_questions_agree_with_the_torch_model(seed_settings, real_embedder, fp32_embedder):
     encoder = load_question_encoder(seed_settings)
     assert isinstance(encoder, OnnxQuestionEncoder)
     assert (encoder.model_id, encoder.fingerprint, encoder.dim, encoder.max_tokens) == (
         real_embedder.model_id, real_embedder.fingerprint, real_embedder.dim,
         real_embedder.max_tokens)
-    # The export is the fp32 model: equal to torch fp32, and as close to the index's
-    # precision (bf16 where the CPU has it) as torch's own fp32 vectors are.
-    questions = encoder.encode(QUESTIONS)
-    cosine = (questions * fp32_embedder.encode(QUESTIONS)).sum(axis=1)
-    assert cosine.min() > 0.99999, cosine
-    assert (questions * real_embedder.encode(QUESTIONS)).sum(axis=1).min() > 0.9999
+    cosine = (encoder.encode(QUESTIONS) * fp32_embedder.encode(QUESTIONS)).sum(axis=1)
+    # int8 weights: cosine 0.989-0.996 here (fp32 ONNX: 1.00000; it really is int8).
+    assert cosine.min() > 0.985 and np.median(cosine) < 0.9999, cosine
 
 
 def test_the_retriever_answers_alike_through_either(seed_settings, fp32_embedder):
     onnx = Retriever.open(seed_settings)
     torch = Retriever.open(seed_settings, fp32_embedder)
     assert isinstance(onnx.embedder, OnnxQuestionEncoder)
-    for question in QUESTIONS:
-        assert ([h.passage.id for h in onnx.search(question, k=5)]
-                == [h.passage.id for h in torch.search(question, k=5)]), question
+    # int8 question vectors swap near ties (the eval sets score alike: the module doc of
+    # qa.onnx_embed), so: the same top 5 but for at most one passage, the same abstentions,
+    # and as many questions with an answering passage in the top 5.
+    found = {"onnx": 0, "torch": 0}
+    for question in read_questions(EVAL / "seed_dev.jsonl") + read_questions(
+            EVAL / "seed_dev_paraphrased.jsonl") + read_questions(
+            EVAL / "seed_dev_unanswerable.jsonl"):
+        top = {}
+        for name, retriever in (("onnx", onnx), ("torch", torch)):
+            hits = retriever.search(question.question, k=5)
+            top[name] = {h.passage.id for h in hits}
+            found[name] += any(answers_in(h.passage.text, question) for h in hits)
+        assert len(top["onnx"] & top["torch"]) >= 4, question
+        assert (onnx.answer(question.question).abstained
+                == torch.answer(question.question).abstained), question
+    assert found["onnx"] == found["torch"] > 10, found
 
 
 def test_a_damaged_export_falls_back_to_torch_and_is_made_again(seed_settings, real_embedder,

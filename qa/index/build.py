@@ -19,8 +19,8 @@ from qa.chunk import (
     sentence_embedding_text,
 )
 from qa.config import Settings
-from qa.embed import Embedder, ExportsQuestionModel
-from qa.errors import CorpusError, IndexWriteError, QAError
+from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder
+from qa.errors import ConfigError, CorpusError, IndexWriteError, QAError
 from qa.index import layout
 from qa.index.db import PassageRow, write_db
 from qa.index.dense import DEFAULT_BACKEND, backend_class, choose_factory
@@ -110,10 +110,17 @@ class Embedded:
 def embed_articles(
     embedder: Embedder, articles: Sequence[Article], chunking: ChunkSettings,
     progress: OnProgress = lambda stage, done, total: None,
+    sentence_vectors: str = "separate",
 ) -> Embedded:
-    """Chunk `articles` and embed their passages and sentences."""
+    """Chunk `articles` and embed their passages and sentences.
+
+    `sentence_vectors`: "separate" embeds each distinct sentence on its own; "late" pools
+    them from the passages' forward pass (qa.late; the embedder must be a LateEmbedder).
+    """
     chunks = {a.id: chunk_article(a, embedder.count_tokens, chunking) for a in articles}
     passage_texts = [embedding_text(c, a.text) for a in articles for c in chunks[a.id]]
+    if sentence_vectors == "late":
+        return _embed_late(embedder, articles, chunks, passage_texts, progress)
     sentence_texts = [
         sentence_embedding_text(c, a.text, s) for a in articles for c in chunks[a.id]
         for s in c.sentences
@@ -131,6 +138,26 @@ def embed_articles(
     row = {**{t: len(passage_texts) + i for i, t in enumerate(unique)}, **passage_row}
     sentence_vectors = pool[np.asarray([row[t] for t in sentence_texts], dtype=np.int64)]
     return Embedded(chunks, vectors, sentence_vectors, len(unique))
+
+
+def _embed_late(embedder: Embedder, articles: Sequence[Article],
+                chunks: dict[str, list[Chunk]], passage_texts: list[str],
+                progress: OnProgress) -> Embedded:
+    """Passage and sentence vectors from one forward pass per passage (late chunking)."""
+    from qa.late import sentence_spans
+
+    if not isinstance(embedder, LateEmbedder):
+        raise ConfigError(
+            f"sentence_vectors='late' needs an embedder with encode_late; "
+            f"{type(embedder).__name__} has none (build with sentence_vectors='separate')"
+        )
+    spans = [sentence_spans(c.context, c.start, [(s.start, s.end) for s in c.sentences])
+             for a in articles for c in chunks[a.id]]
+    total = len(passage_texts)
+    vectors, sentence_vectors = embedder.encode_late(
+        passage_texts, spans, lambda done, _: progress("embed", done, total)
+    )
+    return Embedded(chunks, vectors, sentence_vectors, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,12 +244,13 @@ def _live_manifest(index_dir: Path) -> tuple[str | None, Manifest | None]:
 
 
 def _previous(index_dir: Path, name: str | None, expected: Expected,
-              precision: str) -> Reusable | None:
+              precision: str, sentence_vectors: str = "separate") -> Reusable | None:
     """What the live generation can lend, or None if there is none or it does not fit.
 
     It is opened with every check a reader makes, checksums included, so damage is never
     copied forward. Vectors of another precision are not mixed into a generation (their
-    cosines agree to 0.99998, but a manifest then says what every vector is).
+    cosines agree to 0.99998, but a manifest then says what every vector is), nor sentence
+    vectors made the other way (separate vs late: they score differently).
     """
     if name is None:
         return None
@@ -234,6 +262,11 @@ def _previous(index_dir: Path, name: str | None, expected: Expected,
     if generation.manifest.model.precision != precision:
         log.info("the live index holds %s vectors, this build makes %s: embedding every "
                  "article", generation.manifest.model.precision, precision)
+        generation.close()
+        return None
+    if generation.manifest.model.sentence_vectors != sentence_vectors:
+        log.info("the live index holds %s sentence vectors, this build makes %s: embedding "
+                 "every article", generation.manifest.model.sentence_vectors, sentence_vectors)
         generation.close()
         return None
     try:
@@ -304,9 +337,9 @@ def _up_to_date(plan: _Plan, previous: Reusable | None, settings: Settings) -> b
             and settings.index_factory in (None, previous.manifest.dense.factory))
 
 
-def _model_info(embedder: Embedder) -> ModelInfo:
+def _model_info(embedder: Embedder, sentence_vectors: str) -> ModelInfo:
     return ModelInfo(id=embedder.model_id, fingerprint=embedder.fingerprint, dim=embedder.dim,
-                     precision=embedder.precision)
+                     precision=embedder.precision, sentence_vectors=sentence_vectors)
 
 
 def _export_question_model(embedder: Embedder, index_dir: Path) -> None:
@@ -379,7 +412,7 @@ def build_index(
         chunking = chunk_settings_for(settings, embedder.max_tokens)
         live, live_manifest = _live_manifest(index_dir)
         previous = None if full else _previous(index_dir, live, expected_for(embedder, chunking),
-                                               embedder.precision)
+                                               embedder.precision, settings.sentence_vectors)
         plan = _plan(corpus, previous, live_manifest)
         progress("read", len(corpus.articles), len(corpus.articles))
         if _up_to_date(plan, previous, settings):
@@ -390,7 +423,8 @@ def build_index(
             return BuildReport.of(live, corpus, previous.manifest.counts.passages,
                                   plan.stats(full, None), started, before, up_to_date=True)
 
-        embedded = embed_articles(embedder, plan.fresh, chunking, progress)
+        embedded = embed_articles(embedder, plan.fresh, chunking, progress,
+                                  settings.sentence_vectors)
         assembled = assemble(corpus.articles, plan.kept_ids, previous, embedded)
         stats = plan.stats(full, embedded)
         dense = DenseInfo(DEFAULT_BACKEND,
@@ -407,7 +441,7 @@ def build_index(
                 built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 build_seconds=round(time.perf_counter() - started, 2),
                 corpus_dir=_corpus_dir(settings),
-                model=_model_info(embedder),
+                model=_model_info(embedder, settings.sentence_vectors),
                 chunker=chunker_info(chunking),
                 dense=dense,
                 counts=Counts(articles=len(corpus.articles), passages=len(assembled.rows),

@@ -167,9 +167,32 @@ class LexicalIndex:
                 f"passages: {exc}); {REBUILD_HINT}"
             ) from None
         if allowed is None:
-            return top_k(scores, k)
+            return self._top_k_by_threshold(scores, ids, k)
         docs = self._allowed_ids(allowed)
         return top_k(scores[docs], k, docs)
+
+    def _top_k_by_threshold(
+        self, scores: np.ndarray, token_ids: list[int], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`top_k(scores, k)`, exactly (ids, scores and ties), reading fewer passages.
+
+        Every passage holding the question's rarest term scores > 0, so the k-th best of
+        those passages is a lower bound of the k-th best overall: only passages scoring at
+        least that can be in the top k, and one comparison pass finds them (~2x faster
+        than argpartition over every passage at 1M: bench/bm25.py). Ties at the bound are
+        all kept, so top_k still breaks them by the lowest id.
+        """
+        indptr = self._indptr
+        rarest = min(token_ids, key=lambda t: int(indptr[t + 1]) - int(indptr[t]))
+        holders = self._indices[int(indptr[rarest]):int(indptr[rarest + 1])]
+        # Worth it only when the rarest term's passages are few next to the corpus.
+        if len(holders) < k or len(holders) * 4 >= self._num_docs:
+            return top_k(scores, k)
+        bound = float(np.partition(scores[holders], len(holders) - k)[len(holders) - k])
+        if not bound > 0:  # BM25 scores are positive; anything else: no shortcut
+            return top_k(scores, k)
+        chosen = np.flatnonzero(scores >= bound)
+        return top_k(scores[chosen], k, chosen)
 
     def _allowed_ids(self, allowed: np.ndarray) -> np.ndarray:
         """`allowed` sorted, without repeats or out-of-range ids, in O(n) (a mask, not a

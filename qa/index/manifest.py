@@ -37,6 +37,9 @@ class ModelInfo:
     # What the vectors were computed in ("fp32" or "bf16"); a build in another precision
     # re-embeds. Questions need not match (bf16 and fp32 question cosines agree to 0.99998).
     precision: str = "fp32"
+    # How the sentence vectors were made (Settings.sentence_vectors): "separate" (each
+    # sentence embedded on its own) or "late" (pooled from the passage's forward pass).
+    sentence_vectors: str = "separate"
 
 
 @_STRICT
