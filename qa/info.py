@@ -53,7 +53,7 @@ def index_info(settings: Settings) -> str:
         ("index", str(path)),
         ("generation", name),
         ("model", f"{model.id} (dim {model.dim}, fingerprint {model.fingerprint}, "
-                  f"{model.precision})"),
+                  f"{model.precision}, sentence vectors {model.sentence_vectors})"),
         ("articles", str(counts.articles)),
         ("passages", str(counts.passages)),
         ("sentences", str(counts.sentences)),
