@@ -54,6 +54,8 @@ class Site:
                 status, headers, body = site._answer(route, record.headers)
                 if route is not None and route.delay:
                     time.sleep(route.delay)
+                # Recorded before answering: a client that has its answer may look at once.
+                record.status = status
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
@@ -63,7 +65,7 @@ class Site:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
-                record.status, record.end = status, time.monotonic()
+                record.end = time.monotonic()
 
             def log_message(self, *args) -> None:
                 pass
