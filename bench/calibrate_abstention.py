@@ -1,8 +1,11 @@
-"""Calibrate the abstention threshold on data (prints a table; not a test).
+"""Calibrate the two confidence thresholds on data (prints a table; not a test).
 
-Answerable: squad-dev questions whose article is in the index, and the seed dev set.
-Unanswerable: squad-dev questions about the articles left OUT of the index (so they are
-on-topic-looking but unanswerable), and the seed's off-topic questions.
+Answerable: squad-dev questions whose article is in the index, the seed dev set and the
+seed's paraphrased questions. Unanswerable: squad-dev questions about the articles left
+OUT of the index (so they are on-topic-looking but unanswerable), and the seed's
+off-topic questions. Below `abstain_threshold` an answer abstains (pick it under every
+paraphrased answerable question and over every off-topic one); below
+`confident_threshold` it is "may answer" (the squad columns show what that costs).
 
     python bench/calibrate_abstention.py
 """
@@ -54,12 +57,16 @@ def main() -> None:
     neg = best_relevance(retriever, unanswerable)
     seed_pos = best_relevance(seed, read_questions(EVAL / "seed_dev.jsonl"))
     seed_neg = best_relevance(seed, read_questions(EVAL / "seed_dev_unanswerable.jsonl"))
+    para = best_relevance(seed, read_questions(EVAL / "seed_dev_paraphrased.jsonl"))
     print(f"squad-dev half index: {len(answerable)} answerable, {len(unanswerable)} about "
           f"articles not indexed; seed: {len(seed_pos)} answerable, {len(seed_neg)} off-topic")
-    print(f"seed answerable relevance: min {seed_pos.min():.3f}; "
+    print(f"seed answerable relevance: min {seed_pos.min():.3f}; paraphrased: min "
+          f"{para.min():.3f}, sorted {np.round(np.sort(para), 2).tolist()}; "
           f"seed off-topic: max {seed_neg.max():.3f}")
+    print(f"defaults: abstain_threshold {Settings().abstain_threshold}, "
+          f"confident_threshold {Settings().confident_threshold}")
     print(f"{'threshold':>9} {'abstain_recall':>14} {'abstain_precision':>17} "
-          f"{'answerable_abstained':>20} {'seed_ok':>7}")
+          f"{'answerable_abstained':>20} {'seed_ok':>7} {'paraphrased_below':>17}")
     for threshold in np.arange(0.20, 0.62, 0.02):
         abstain_pos = (pos < threshold).sum()
         abstain_neg = (neg < threshold).sum()
@@ -67,7 +74,8 @@ def main() -> None:
         seed_ok = (seed_pos >= threshold).all() and (seed_neg < threshold).all()
         print(f"{threshold:9.2f} {abstain_neg / len(neg):14.3f} "
               f"{(abstain_neg / total if total else float('nan')):17.3f} "
-              f"{abstain_pos / len(pos):20.3f} {'yes' if seed_ok else 'no':>7}")
+              f"{abstain_pos / len(pos):20.3f} {'yes' if seed_ok else 'no':>7} "
+              f"{int((para < threshold).sum()):>17}")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 from qa.chunk import is_heading
 from qa.config import Settings
+from qa.scoring import ANSWERED, NONE, confidence
 from qa.types import Answer, Hit, Quote, ScoredSpan, Span
-
-# An abstention shows this many closest passages (marked as not answers by the UI).
-CLOSEST_SHOWN = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +108,35 @@ def to_quote(m: _Merged, margin: float) -> Quote:
     )
 
 
-def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings) -> Answer:
-    """At most k quotes, at most `max_quotes_per_article` each, or an abstention."""
-    merged = merge_overlapping(hits)
-    per_article: dict[str, int] = {}
-    kept: list[_Merged] = []
+def diversify(merged: Sequence[_Merged], per_article: int) -> list[_Merged]:
+    """Rank order, except that an article's quotes past its first `per_article` wait until
+    every other article's have been placed (they fill the list, they are not dropped: a
+    one-article corpus still yields k quotes)."""
+    counts: dict[str, int] = {}
+    first: list[_Merged] = []
+    later: list[_Merged] = []
     for m in merged:
         article = m.first.passage.article_id
-        if per_article.get(article, 0) < settings.max_quotes_per_article:
-            per_article[article] = per_article.get(article, 0) + 1
-            kept.append(m)
-    answering = [m for m in kept if m.relevance >= settings.abstain_threshold][:k]
-    if not answering:
-        closest = tuple(to_quote(m, settings.highlight_margin) for m in kept[:CLOSEST_SHOWN])
+        counts[article] = counts.get(article, 0) + 1
+        (first if counts[article] <= per_article else later).append(m)
+    return first + later
+
+
+def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings) -> Answer:
+    """At most k quotes, graded by the best relevance among them (qa.scoring.confidence).
+
+    "none" abstains and keeps the ranked quotes as `closest` (the page and the CLI show
+    the first few); "low" quotes them all, best first (each may answer); "answered" leaves
+    out quotes below the abstention threshold.
+    """
+    ranked = diversify(merge_overlapping(hits), settings.max_quotes_per_article)
+    best = max((m.relevance for m in ranked), default=0.0)
+    level = confidence(best, settings.abstain_threshold, settings.confident_threshold)
+    if level == NONE or not ranked:
+        closest = tuple(to_quote(m, settings.highlight_margin) for m in ranked[:k])
         return Answer(question=question, quotes=(), abstained=bool(question.strip()),
-                      closest=closest)
+                      closest=closest, confidence=NONE)
+    floor = settings.abstain_threshold if level == ANSWERED else float("-inf")
+    answering = [m for m in ranked if m.relevance >= floor][:k]
     quotes = tuple(to_quote(m, settings.highlight_margin) for m in answering)
-    return Answer(question=question, quotes=quotes)
+    return Answer(question=question, quotes=quotes, confidence=level)

@@ -14,7 +14,10 @@ from qa.config import MODES, PRECISIONS, SENTENCE_VECTORS, Settings
 from qa.errors import ConfigError, QAError
 from qa.index import layout
 from qa.ray_engine import add_engine_options
-from qa.render import ABSTAIN_NOTE, EMPTY_NOTE
+from qa.render import (
+    ABSTAIN_NOTE, CLOSEST_HEAD, CLOSEST_MATCH, CLOSEST_SHOWN, EMPTY_NOTE, LOW_CONFIDENCE_NOTE,
+    MAY_ANSWER,
+)
 from qa.types import Answer, Filters, Quote
 
 
@@ -61,18 +64,27 @@ def mark(quote: Quote, tty: bool) -> str:
 
 
 def format_answer(answer: Answer, tty: bool) -> str:
-    """The answer as a terminal reads it: numbered quotes, each with its citation."""
+    """The answer as a terminal reads it: numbered quotes, each with its citation.
+
+    A low-confidence answer says so and labels each quote "may answer" (marked as usual);
+    an abstention lists its closest passages as "closest match", nothing in them marked.
+    """
     lines = []
+    label = ""
     if answer.abstained:
         lines.append(ABSTAIN_NOTE)
         if answer.closest:
-            lines.append("Closest passages (not an answer):")
+            lines.append(CLOSEST_HEAD)
+        label = f"  [{CLOSEST_MATCH}]"
     elif not answer.quotes:
         lines.append(EMPTY_NOTE)
-    for number, quote in enumerate(answer.quotes or answer.closest, start=1):
+    elif answer.confidence == "low":
+        lines.append(LOW_CONFIDENCE_NOTE)
+        label = f"  [{MAY_ANSWER}]"
+    for number, quote in enumerate(answer.quotes or answer.closest[:CLOSEST_SHOWN], start=1):
         cite = printable(f"{quote.title} — {quote.source}"
                          + (f", {quote.date}" if quote.date else ""))
-        lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f})")
+        lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f}){label}")
         if quote.url:
             lines.append(f"    {printable(quote.url)}")
         # Closest passages of an abstention are not answers: nothing in them is marked.

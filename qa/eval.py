@@ -12,7 +12,7 @@ from pathlib import Path
 
 from qa.config import Settings
 from qa.errors import ConfigError
-from qa.types import Answer, Hit
+from qa.types import Answer, Hit, Quote
 
 _SPACE = re.compile(r"\s+")
 KS = (1, 5, 10)
@@ -45,6 +45,9 @@ class Metrics:
     abstain_precision: float | None
     abstain_recall: float | None
     abstained_answerable: float
+    # Graded answers: share quoted with "low confidence" ("may answer").
+    low_confidence_answerable: float
+    low_confidence_unanswerable: float | None
     latency_p50_ms: float
     latency_p99_ms: float
 
@@ -86,10 +89,11 @@ def from_article(title: str, article_id: str, question: Question) -> bool:
     return question.article is None or question.article in (title, article_id)
 
 
-def first_answering_rank(hits: Sequence[Hit], question: Question) -> int | None:
-    """1-based rank of the first hit from the right article that contains an answer."""
-    for rank, hit in enumerate(hits, start=1):
-        p = hit.passage
+def first_answering_rank(ranked: Sequence[Quote | Hit], question: Question) -> int | None:
+    """1-based rank of the first quote (or hit) from the right article that contains an
+    answer."""
+    for rank, item in enumerate(ranked, start=1):
+        p = item.passage if isinstance(item, Hit) else item
         if from_article(p.title, p.article_id, question) and answers_in(p.text, question):
             return rank
     return None
@@ -113,18 +117,18 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
-             k: int = 5, progress: bool = False) -> Metrics:
-    """Ask every question once; ranking metrics over search() hits, highlight over answer().
+             progress: bool = False) -> Metrics:
+    """Ask every question once through `retriever.answer(question, 10)`, the path users get.
 
-    Ranking and highlight metrics ignore abstention (they measure what was found);
-    abstention is measured on its own by the abstain_* numbers.
+    Ranks are over the answer's quotes (merged, diversified), or its closest passages
+    when it abstained: ranking and highlight metrics ignore abstention (they measure what
+    was found); abstention is measured on its own by the abstain_* numbers.
     """
-    from qa.answer import build_answer
-
     ranks: list[int | None] = []
     highlights: list[bool] = []
     marked: list[int] = []
     abstained_answerable = abstained_unanswerable = unanswerable = 0
+    low_answerable = low_unanswerable = 0
     latencies: list[float] = []
     if progress:  # to stderr, so --json output stays clean
         from tqdm import tqdm
@@ -132,18 +136,20 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         questions = tqdm(list(questions), desc="questions", unit=" q", leave=False)
     for question in questions:
         started = time.perf_counter()
-        hits = retriever.search(question.question, max(KS), mode=mode)
-        answer = build_answer(question.question, hits, k, retriever.settings)
+        answer = retriever.answer(question.question, max(KS), mode=mode)
         latencies.append((time.perf_counter() - started) * 1000)
+        low = answer.confidence == "low"
         if question.answers:
-            ranks.append(first_answering_rank(hits, question))
+            ranks.append(first_answering_rank(answer.quotes or answer.closest, question))
             highlights.append(highlight_hit(answer, question))
             first = (answer.quotes or answer.closest)[:1]
             marked.append(len(first[0].highlights) if first else 0)
             abstained_answerable += answer.abstained
+            low_answerable += low
         else:
             unanswerable += 1
             abstained_unanswerable += answer.abstained
+            low_unanswerable += low
     n = len(ranks)
     share = (lambda count: count / n) if n else (lambda count: 0.0)
     abstained = abstained_answerable + abstained_unanswerable
@@ -160,6 +166,8 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         abstain_precision=(abstained_unanswerable / abstained) if abstained else None,
         abstain_recall=(abstained_unanswerable / unanswerable) if unanswerable else None,
         abstained_answerable=share(abstained_answerable),
+        low_confidence_answerable=share(low_answerable),
+        low_confidence_unanswerable=(low_unanswerable / unanswerable) if unanswerable else None,
         latency_p50_ms=statistics.median(latencies) if latencies else 0.0,
         latency_p99_ms=percentile(latencies, 0.99),
     )

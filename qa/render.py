@@ -6,9 +6,18 @@ from collections.abc import Sequence
 
 from qa.types import Answer, Quote, Span
 
+# An abstention shows this many of its closest passages.
+CLOSEST_SHOWN = 2
+
 # What the user reads, on the page and in the CLI alike.
 ABSTAIN_NOTE = "The articles don't seem to answer this."
-NOT_AN_ANSWER = "not an answer"
+# A low-confidence answer: the quotes match only loosely (often a question in other words
+# than the article's), so they are offered, marked, for the reader to judge.
+LOW_CONFIDENCE_NOTE = "These passages may answer this; they match the question only loosely."
+MAY_ANSWER = "may answer"
+# The closest passages of an abstention: near the question, not claimed to answer it.
+CLOSEST_MATCH = "closest match"
+CLOSEST_HEAD = "The closest passages, shown for reference:"
 EMPTY_NOTE = "Ask a question to get quotes."
 # How much text around the highlighted sentence a quote shows; the rest becomes "…".
 CONTEXT_CHARS = 220
@@ -132,10 +141,15 @@ def citation(quote: Quote) -> str:
 
 
 def render_quote(quote: Quote, number: int, *, answering: bool = True,
-                 context: int | None = CONTEXT_CHARS) -> str:
-    """One quote: the blockquote, then its citation and relevance underneath."""
+                 context: int | None = CONTEXT_CHARS, label: str | None = None) -> str:
+    """One quote: the blockquote, then its citation, relevance and `label` underneath.
+
+    A quote that is not `answering` (an abstention's closest passage) is dimmed, its best
+    sentence set apart but not marked, and labelled CLOSEST_MATCH unless `label` says.
+    """
     kind = "vb-quote" if answering else "vb-quote vb-closest"
-    label = "" if answering else f'<span class="vb-label">{NOT_AN_ANSWER}</span>'
+    label = label if label is not None else ("" if answering else CLOSEST_MATCH)
+    label = f'<span class="vb-label">{esc(label)}</span>' if label else ""
     body = marked_text(quote.text, quote.highlights, context=context, mark=answering)
     return (
         f'<div class="{kind}">'
@@ -152,10 +166,10 @@ def render_answer(answer: Answer, *, context: int | None = CONTEXT_CHARS) -> str
         short = None if context is None else min(context, CLOSEST_CONTEXT_CHARS)
         closest = "".join(
             render_quote(q, n, answering=False, context=short)
-            for n, q in enumerate(answer.closest, start=1)
+            for n, q in enumerate(answer.closest[:CLOSEST_SHOWN], start=1)
         )
         more = (
-            '<p class="vb-closest-head">The closest passages, shown for reference:</p>' + closest
+            f'<p class="vb-closest-head">{CLOSEST_HEAD}</p>' + closest
             if closest else ""
         )
         return (
@@ -164,6 +178,13 @@ def render_answer(answer: Answer, *, context: int | None = CONTEXT_CHARS) -> str
         )
     if not answer.quotes:
         return f'<div class="vb-answer"><p class="vb-note">{EMPTY_NOTE}</p></div>'
+    if answer.confidence == "low":
+        quotes = "".join(
+            render_quote(q, n, context=context, label=MAY_ANSWER)
+            for n, q in enumerate(answer.quotes, start=1)
+        )
+        return (f'<div class="vb-answer vb-low"><p class="vb-note">{LOW_CONFIDENCE_NOTE}</p>'
+                f"{quotes}</div>")
     quotes = "".join(
         render_quote(q, n, context=context) for n, q in enumerate(answer.quotes, start=1)
     )
@@ -223,5 +244,7 @@ CSS = """
   text-transform: uppercase; letter-spacing: 0.04em; font-size: 0.8em; font-weight: 600;
   border: 1px solid currentColor; border-radius: 4px; padding: 0 0.3rem;
 }
+.vb-low > .vb-note { font-weight: 600; }
+.vb-low .vb-quote { border-left-color: #facc15; }
 .vb-error .vb-note { color: #b91c1c; }
 """

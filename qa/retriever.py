@@ -52,9 +52,12 @@ class _Candidates:
     passages: list[Passage]
     dense: np.ndarray
     lexical: np.ndarray
-    # Per candidate: each sentence's cosine to the question and its term coverage.
-    sentence_similarity: list[np.ndarray]
-    sentence_coverage: list[np.ndarray]
+    # Per sentence of every candidate, in passage order: its text, its cosine to the
+    # question, its term coverage, and the position of its passage in `passages`.
+    sentence_texts: list[str]
+    similarity: np.ndarray
+    coverage: np.ndarray
+    owner: np.ndarray
 
 
 class Retriever:
@@ -177,7 +180,8 @@ class Retriever:
             candidates = [] if dense_ids is None else [int(x) for x in dense_ids[row] if x >= 0]
             lexical_by_id: dict[int, float] = {}
             if mode != "dense":
-                lexical_scores, lexical_ids = generation.lexical.search(cleaned[i], n, allowed)
+                lexical_scores, lexical_ids = generation.lexical.search(
+                    scoring.with_joined_compounds(cleaned[i]), n, allowed)
                 candidates += [int(x) for x in lexical_ids]
                 lexical_by_id = dict(zip(lexical_ids.tolist(), lexical_scores.tolist()))
             candidates = list(dict.fromkeys(candidates))
@@ -194,21 +198,22 @@ class Retriever:
         found = _gather(generation, question, query, candidates, lexical_by_id)
         if not found.passages:
             return []
-        sentence_scores = [
-            scoring.sentence_scores(sim, cov)
-            for sim, cov in zip(found.sentence_similarity, found.sentence_coverage)
-        ]
-        best = np.asarray([s.max(initial=0.0) for s in sentence_scores], dtype=np.float32)
-        scores = scoring.fuse(found.dense, best, found.lexical, mode)
+        scores, sentence_scores = scoring.rank_scores(
+            found.dense, found.similarity, found.coverage, found.owner, found.lexical, mode,
+            cue=lambda rows: scoring.answer_type_cue(
+                question, [found.sentence_texts[r] for r in rows]),
+        )
+        bounds = np.searchsorted(found.owner, np.arange(len(found.passages) + 1))
         # A re-ranker sees every candidate; otherwise only the k best are made into Hits.
         top = scoring.top(scores, len(scores) if self.reranker else k)
         hits = [
             Hit(passage=found.passages[j], score=float(scores[j]),
                 dense_score=float(found.dense[j]), lexical_score=float(found.lexical[j]),
                 sentences=tuple(
-                    ScoredSpan(s.start, s.end, float(score), float(sim))
-                    for s, score, sim in zip(found.passages[j].sentences, sentence_scores[j],
-                                             found.sentence_similarity[j])
+                    ScoredSpan(s.start, s.end, float(sentence_scores[r]),
+                               float(found.similarity[r]))
+                    for s, r in zip(found.passages[j].sentences,
+                                    range(bounds[j], bounds[j + 1]))
                 ))
             for j in top
         ]
@@ -240,18 +245,22 @@ def _gather(generation: Generation, question: str, query: np.ndarray, candidates
         dense[order_on_disk] = generation.vectors[ids[order_on_disk]] @ query
     passages = [stored[c][0] for c in candidates]
     texts = [p.text[s.start - p.start:s.end - p.start] for p in passages for s in p.sentences]
-    terms = tokenize([question, *texts])
-    question_terms, sentence_terms = terms[0], terms[1:]
-    similarity, coverage, cursor = [], [], 0
-    for passage, c in zip(passages, candidates):
-        count, first = len(passage.sentences), stored[c][1]
-        rows = np.asarray(generation.sentence_vectors[first:first + count], dtype=np.float32)
-        similarity.append(rows @ query)
-        coverage.append(scoring.term_coverage(question_terms,
-                                              sentence_terms[cursor:cursor + count]))
-        cursor += count
+    # idf over every candidate sentence: the topic word all of them share counts little.
+    terms = tokenize([scoring.with_joined_compounds(question), *texts])
+    coverage = scoring.term_coverage(terms[0], terms[1:])
+    counts = [len(p.sentences) for p in passages]
+    similarity = [
+        np.asarray(generation.sentence_vectors[stored[c][1]:stored[c][1] + n],
+                   dtype=np.float32) @ query
+        for c, n in zip(candidates, counts)
+    ]
+    owner = np.repeat(np.arange(len(passages), dtype=np.int64), counts)
     lexical = np.asarray([lexical_by_id.get(c, 0.0) for c in candidates], dtype=np.float32)
-    return _Candidates(passages, dense, lexical, similarity, coverage)
+    return _Candidates(
+        passages, dense, lexical, texts,
+        np.concatenate(similarity) if texts else np.zeros(0, dtype=np.float32),
+        coverage, owner,
+    )
 
 
 def load_retriever(index_dir: str | Path = "index", **overrides: object) -> Retriever:

@@ -1,39 +1,63 @@
 """Pure scoring of candidate passages and their sentences against a question.
 
-Weights were chosen by a grid search on squad-dev (a broad plateau, not a peak; the
-result is reproduced by bench/quality.py):
-passage cosine, best sentence (cosine of title+sentence plus question-term coverage),
-and BM25 normalised by the best candidate's.
+A candidate's score mixes its passage cosine, its best sentence (cosine of title+sentence,
+question-term coverage and an answer-type cue) and BM25 normalised by the best
+candidate's. Weights were compared on all dev sets together (squad-dev, realtimeqa-dev,
+the seed article's dev and paraphrased questions; bench/quality.py prints them).
+
+Confidence is graded from a relevance on an absolute scale: a clear off-topic question is
+"none" (abstain), a match in other words than the article's "low" (quoted, with a
+caveat), the rest "answered".
 """
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from qa.config import Mode
+from qa.types import Confidence
 
 
 @dataclass(frozen=True, slots=True)
 class Weights:
     """How the hybrid score mixes its parts."""
 
-    passage: float = 0.4
-    sentence: float = 0.6
+    # Sentence evidence counts more than the whole passage's cosine: a 256-token passage
+    # vector blurs the one sentence that answers (0.4/0.6 before; README "Quality").
+    passage: float = 0.2
+    sentence: float = 0.8
     lexical: float = 0.15
     # Share of a sentence's score that comes from covering the question's terms.
     coverage: float = 0.5
+    # Bonus for a sentence holding the kind of answer asked for (see answer_type_cue).
+    answer_type: float = 0.1
 
     @property
     def maximum(self) -> float:
         """The highest score a candidate can reach (every part at 1)."""
-        return self.passage + self.sentence * (1 + self.coverage) + self.lexical
+        return (self.passage + self.sentence * (1 + self.coverage + self.answer_type)
+                + self.lexical)
 
 
 DEFAULT_WEIGHTS = Weights()
+
+ANSWERED: Confidence = "answered"
+LOW: Confidence = "low"
+NONE: Confidence = "none"
+
+
+def confidence(relevance: float, abstain_below: float, confident_from: float) -> Confidence:
+    """The grade of an answer whose best quote has `relevance` (a cosine, see
+    qa.answer.relevance): "none" below `abstain_below`, "answered" from `confident_from`,
+    "low" between."""
+    if relevance < abstain_below:
+        return NONE
+    return ANSWERED if relevance >= confident_from else LOW
 
 
 def term_coverage(
@@ -80,6 +104,107 @@ def fuse(
     mixed = (weights.passage * dense + weights.sentence * best_sentence
              + weights.lexical * lexical_norm)
     return np.clip(mixed / weights.maximum, 0.0, 1.0)
+
+
+# Question words that ask for a name: a person, organisation, place or title.
+_ENTITY_QUESTION = re.compile(
+    r"\b(who|whom|whose|where|which|called|named?|known as)\b"
+    r"|\bwhat (\w+ )?(company|team|country|city|state|group|organi[sz]ation|brand|film|movie|"
+    r"show|book|band|party|agency|airline|app|network|newspaper|outlet|platform|place|"
+    r"region|town|person|man|woman)\b",
+    re.IGNORECASE,
+)
+_NOT_ENTITY = re.compile(
+    r"\bhow (many|much)\b|\bwhen\b|\b(what|which) (year|date|day|month|time|century|decade|"
+    r"number|percentage|amount)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[\w'’-]+")
+_STRIP = "\"'“”‘’()[]{},.;:!?…-—–"
+_SENTENCE_END = (".", "!", "?")
+_COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
+CUE_NAMES = 5  # this many new capitalised words make a full cue
+# The cue is computed for the sentences of this many best candidates only: it moves
+# near-ties, and splitting every candidate sentence would cost more than it moves.
+CUE_CANDIDATES = 20
+
+
+def with_joined_compounds(question: str) -> str:
+    """The question plus each hyphenated word written joined up ("home-grown" ->
+    "... homegrown"), unless the question already has it: readers write "home-grown"
+    where the article says "homegrown", and the tokenizer splits at the hyphen."""
+    present = {w.lower() for w in _WORD.findall(question)}
+    joined = [m.group(0).replace("-", "") for m in _COMPOUND.finditer(question)]
+    extra = list(dict.fromkeys(j for j in joined if j.lower() not in present))
+    return " ".join([question, *extra]) if extra else question
+
+
+def asks_for_name(question: str) -> bool:
+    """Does the question ask for a name (who/where/which X/what is it called)?"""
+    return bool(_ENTITY_QUESTION.search(question)) and not _NOT_ENTITY.search(question)
+
+
+def new_names(sentence: str, known: set[str]) -> int:
+    """Capitalised words of `sentence` that are not in `known` (lower-cased words), not
+    counting a word that starts a sentence."""
+    count, previous = 0, ""
+    for position, word in enumerate(sentence.split()):
+        if position and word[:1].isupper() and not previous.endswith(_SENTENCE_END):
+            core = word.strip(_STRIP)
+            if len(core) > 1 and core.lower() not in known:
+                count += 1
+        previous = word
+    return count
+
+
+def answer_type_cue(question: str, sentences: Sequence[str]) -> np.ndarray:
+    """Per sentence, in [0, 1]: how many capitalised words it has that the question lacks
+    (CUE_NAMES or more -> 1), when the question asks for a name; zeros otherwise.
+
+    A sentence that restates the question ("Tim Scott announced his campaign...") and one
+    that also names the answer ("...senator from South Carolina") score alike on cosine
+    and coverage; the new names tell them apart.
+    """
+    if not sentences or not asks_for_name(question):
+        return np.zeros(len(sentences), dtype=np.float32)
+    known = {w.lower() for w in _WORD.findall(question)}
+    counts = np.asarray([new_names(s, known) for s in sentences], dtype=np.float32)
+    return np.minimum(counts, CUE_NAMES) / CUE_NAMES
+
+
+def best_per_passage(scores: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """The best sentence score of each of `count` passages (`owner[i]` is the passage of
+    sentence i); 0 for a passage without sentences."""
+    best = np.full(count, -np.inf, dtype=np.float32)
+    np.maximum.at(best, np.asarray(owner, dtype=np.int64), np.asarray(scores, np.float32))
+    return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+
+
+def rank_scores(
+    dense: np.ndarray, similarity: np.ndarray, coverage: np.ndarray, owner: np.ndarray,
+    lexical: np.ndarray, mode: Mode, cue: Callable[[np.ndarray], np.ndarray] | None = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(passage scores, sentence scores) for one question's candidates.
+
+    `dense` and `lexical` are per passage; `similarity`, `coverage` and `owner` (the
+    passage's position) per sentence. `cue(rows)` gives the answer-type cue of the
+    sentences at `rows` (see answer_type_cue); in hybrid mode it is asked only for the
+    sentences of the CUE_CANDIDATES best passages, which are then scored again.
+    """
+    sentences = sentence_scores(similarity, coverage, weights)
+    fused = fuse(dense, best_per_passage(sentences, owner, len(dense)), lexical, mode, weights)
+    if cue is None or mode != "hybrid" or not len(dense):
+        return fused, sentences
+    leaders = top(fused, CUE_CANDIDATES)
+    rows = np.flatnonzero(np.isin(owner, leaders))
+    bonus = cue(rows)
+    if not bonus.any():
+        return fused, sentences
+    sentences = sentences.copy()
+    sentences[rows] += weights.answer_type * bonus
+    fused = fuse(dense, best_per_passage(sentences, owner, len(dense)), lexical, mode, weights)
+    return fused, sentences
 
 
 def top(scores: np.ndarray, k: int) -> np.ndarray:

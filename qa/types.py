@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +87,24 @@ class Quote:
     url: str | None = None
 
 
+# How sure an answer is: "answered"; "low" (quotes that match the question only loosely,
+# e.g. in other words than the article's: shown as "may answer"); "none" (abstained).
+Confidence = Literal["answered", "low", "none"]
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What the user sees: quotes that answer, or an abstention with the nearest misses."""
+    """What the user sees: quotes that answer, or an abstention with the nearest misses.
+
+    `confidence` grades it (see Confidence); when it is "none", `abstained` is set and
+    `closest` holds the ranked passages, of which a page shows the first few.
+    """
 
     question: str
     quotes: tuple[Quote, ...] = ()
     abstained: bool = False
     closest: tuple[Quote, ...] = field(default=())
+    confidence: Confidence = "answered"
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,25 +45,52 @@ def test_overlapping_hits_of_one_article_merge_into_one_verbatim_quote():
     assert merged[0].rank_score == 0.9
 
 
-def test_at_most_two_quotes_per_article_and_quotes_are_exact():
+def test_an_articles_quotes_past_the_cap_wait_for_other_articles_and_quotes_are_exact():
     para = TEXT.index("Another")
     first = TEXT.index("First")
     hits = [hit(first, first + 30, 0.9, best=0), hit(para, para + 27, 0.8, best=0),
             hit(0, 12, 0.7, best=0), hit(para, len(TEXT), 0.6, best=0, article="b")]
-    answer = build_answer("ports?", hits, k=5, settings=Settings(max_quotes_per_article=2))
-    assert [q.article_id for q in answer.quotes] == ["a", "a", "b"]
+    settings = Settings(max_quotes_per_article=2)
+    answer = build_answer("ports?", hits, k=5, settings=settings)
+    # a's third quote (rank 3) waits behind b's first; it fills the list, not dropped.
+    assert [q.article_id for q in answer.quotes] == ["a", "a", "b", "a"]
+    assert answer.quotes[3].text == TEXT[0:12]
+    assert answer.confidence == "answered"
+    three = build_answer("ports?", hits, k=3, settings=settings)
+    assert [q.article_id for q in three.quotes] == ["a", "a", "b"]
     for quote in answer.quotes:
         assert TEXT[quote.start:quote.end] == quote.text
         for span in quote.highlights:
             assert quote.text[span.start:span.end] in TEXT
 
 
-def test_low_relevance_abstains_and_offers_the_closest_as_not_answers():
+def test_low_relevance_abstains_and_offers_the_closest():
     hits = [hit(0, 40, 0.9, similarity=0.1, best=0)]
     answer = build_answer("Who won the marathon?", hits, k=3,
                           settings=Settings(abstain_threshold=0.35))
-    assert answer.abstained and answer.quotes == ()
+    assert answer.abstained and answer.quotes == () and answer.confidence == "none"
     assert len(answer.closest) == 1
+
+
+def test_answers_are_graded_by_their_best_relevance():
+    first, para = TEXT.index("First"), TEXT.index("Another")
+    settings = Settings(abstain_threshold=0.26, confident_threshold=0.42)
+
+    def graded(best_similarity, other_similarity):
+        hits = [hit(first, first + 30, 0.9, similarity=best_similarity, best=0),
+                hit(para, len(TEXT), 0.5, similarity=other_similarity, best=0)]
+        return build_answer("q?", hits, k=5, settings=settings)
+
+    answered = graded(0.6, 0.2)  # confident; the quote under 0.26 is left out
+    assert answered.confidence == "answered" and not answered.abstained
+    assert [q.text[:5] for q in answered.quotes] == ["First"]
+    low = graded(0.3, 0.2)  # between the thresholds: every quote offered, best first
+    assert low.confidence == "low" and not low.abstained
+    assert [q.text[:5] for q in low.quotes] == ["First", "Anoth"]
+    assert low.quotes[0].highlights  # the answering sentence is still marked
+    none = graded(0.2, 0.1)
+    assert none.confidence == "none" and none.abstained and none.quotes == ()
+    assert len(none.closest) == 2
 
 
 def test_no_hits_at_all_abstains():

@@ -1,9 +1,12 @@
-"""Quality regression: `qa eval` on the seed dev set and a squad-dev slice, with floors.
+"""Quality regression: `qa eval` on the seed dev sets, a squad-dev slice and a
+realtimeqa-dev slice, with floors.
 
 Floors sit a little under what the default measures today (README "Quality"), so a real
-regression fails while noise does not.
+regression fails while noise does not. `qa eval` asks through Retriever.answer, the path
+users get.
 """
 import json
+import re
 import subprocess
 import sys
 
@@ -36,6 +39,62 @@ def test_seed_dev_set_all_answered_none_of_the_off_topic(tmp_path):
     assert m["abstain_precision"] == 1.0
 
 
+def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
+    # Questions worded the way readers ask (issue 11). Measured: recall@5 11/12, recall@1
+    # 8/12, highlight@1 5/12, 1 of 12 abstains, 4 "may answer" (the issue's bar is 12/12,
+    # 9/12, at most 1: README "Quality" says what is still missing).
+    m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
+    assert m["answerable"] == 12
+    assert m["recall_at_5"] >= 10 / 12
+    assert m["recall_at_10"] == 1.0
+    assert m["mrr_at_10"] >= 0.70
+    assert m["highlight_at_1"] >= 4 / 12
+    assert m["abstained_answerable"] <= 1 / 12
+
+
+def realtimeqa_slice(tmp_path):
+    """Every other question, each with the article that contains an answer and shares the
+    most words with it, plus every 40th article as distractors (92 articles, 67
+    questions), written to tmp_path: the texts are read from ../shared/eval, never kept
+    in the project. Building the whole set's index takes half an hour here; this, seconds.
+    """
+    space, word = re.compile(r"\s+"), re.compile(r"\w{4,}")
+
+    def norm(text):
+        return space.sub(" ", text).strip().casefold()
+
+    articles = read_jsonl(EVAL / "realtimeqa-dev" / "articles.jsonl")
+    questions = read_jsonl(EVAL / "realtimeqa-dev" / "questions.jsonl")[::2]
+    texts = [norm(a["text"]) for a in articles]
+    words = [set(word.findall(t)) for t in texts]
+    keep = set(range(0, len(articles), 40))
+    for q in questions:
+        asked = set(word.findall(q["question"].casefold()))
+        having = [i for i, t in enumerate(texts) if any(norm(a) in t for a in q["answers"])]
+        keep.update(sorted(having, key=lambda i: (-len(asked & words[i]), i))[:1])
+    (tmp_path / "articles.jsonl").write_text(
+        "".join(json.dumps(articles[i]) + "\n" for i in sorted(keep)))
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    return tmp_path / "articles.jsonl", tmp_path / "questions.jsonl", len(questions)
+
+
+# Measured on the slice: recall@5 0.836, mrr@10 0.628, highlight@1 0.448 (56, -, 30 of 67);
+# main before issue 11: 0.791, 0.624, 0.418 (it fails the highlight floor). The whole set
+# is in README "Quality".
+RTQA_FLOORS = {"recall_at_5": 0.74, "mrr_at_10": 0.59, "highlight_at_1": 0.43}
+
+
+def test_realtimeqa_slice_keeps_its_floors(tmp_path):
+    # News-quiz questions in other words than the articles' (issue 11).
+    articles, questions, count = realtimeqa_slice(tmp_path)
+    m = run_eval(tmp_path, articles, questions)
+    assert m["answerable"] == count == 67
+    assert m["recall_at_5"] >= RTQA_FLOORS["recall_at_5"]
+    assert m["mrr_at_10"] >= RTQA_FLOORS["mrr_at_10"]
+    assert m["highlight_at_1"] >= RTQA_FLOORS["highlight_at_1"]
+    assert m["abstained_answerable"] <= 0.02
+
+
 def test_squad_slice_keeps_its_floors(tmp_path):
     # Three articles and every other question about them: hundreds of questions, a minute.
     articles = read_jsonl(EVAL / "squad-dev" / "articles.jsonl")[:3]
@@ -45,7 +104,8 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::2]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 784 questions, recall@1 0.860, recall@5 0.982, mrr@10 0.912, highlight 0.769.
+    # Measured: 784 questions, recall@1 0.858, recall@5 0.983, mrr@10 0.914, highlight 0.769
+    # (0.860, 0.982, 0.912, 0.769 before issue 11).
     assert m["answerable"] == len(questions) > 100
     assert m["recall_at_1"] >= 0.84
     assert m["recall_at_5"] >= 0.97

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from qa.render import (
-    ABSTAIN_NOTE, NOT_AN_ANSWER, citation, clean_spans, marked_text, relevance_bar, render_answer,
+    ABSTAIN_NOTE, CLOSEST_MATCH, LOW_CONFIDENCE_NOTE, MAY_ANSWER, citation, clean_spans,
+    marked_text, relevance_bar, render_answer,
     render_error, render_question, window,
 )
 from qa.types import Answer, Quote, Span
@@ -109,7 +110,8 @@ def test_answer_shows_blockquotes_with_citation():
     assert "[1]" in out and "[2]" in out
     assert "A title" in out and "2025-07-28" in out and "a.txt" in out
     assert "Other" in out and "b.md" in out
-    assert "vb-abstained" not in out and NOT_AN_ANSWER not in out
+    assert "vb-abstained" not in out and CLOSEST_MATCH not in out
+    assert MAY_ANSWER not in out and LOW_CONFIDENCE_NOTE not in out
 
 
 def test_abstention_looks_different_and_marks_nothing():
@@ -117,8 +119,26 @@ def test_abstention_looks_different_and_marks_nothing():
     out = render_answer(Answer("q", (), abstained=True, closest=(closest,)))
     assert ABSTAIN_NOTE in out
     assert "vb-abstained" in out and "vb-closest" in out
-    assert NOT_AN_ANSWER in out
+    assert CLOSEST_MATCH in out and "not an answer" not in out
     assert "<mark>" not in out  # nothing is presented as the answer
+
+
+def test_an_abstention_shows_two_of_its_closest_passages():
+    closest = tuple(quote(f"Passage number {n}.", score=0.2) for n in range(5))
+    out = render_answer(Answer("q", (), abstained=True, closest=closest, confidence="none"))
+    assert out.count("vb-closest\"") == 2 and "Passage number 2" not in out
+
+
+def test_low_confidence_quotes_say_they_may_answer_and_keep_their_highlight():
+    text = EVIL + " The dam reopened in May."
+    answer = Answer("q", (quote(text, (Span(len(EVIL) + 1, len(text)),), score=0.3),),
+                    confidence="low")
+    out = render_answer(answer)
+    assert LOW_CONFIDENCE_NOTE in out and MAY_ANSWER in out and "vb-low" in out
+    assert "<mark>The dam reopened in May.</mark>" in out
+    assert "vb-abstained" not in out and CLOSEST_MATCH not in out
+    assert "not an answer" not in out
+    assert "<script>" not in out and "&lt;script&gt;" in out  # article text stays escaped
 
 
 def test_abstention_without_closest():

@@ -6,7 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from qa.scoring import DEFAULT_WEIGHTS, Weights, fuse, sentence_scores, term_coverage, top
+from qa.scoring import (
+    CUE_CANDIDATES, DEFAULT_WEIGHTS, Weights, answer_type_cue, asks_for_name, best_per_passage,
+    confidence, fuse, new_names, rank_scores, sentence_scores, term_coverage, top,
+    with_joined_compounds,
+)
 
 
 def test_coverage_counts_the_share_of_question_terms_a_sentence_has():
@@ -38,12 +42,12 @@ def test_hybrid_mixes_passage_sentence_and_normalised_bm25():
     dense = np.array([0.5, 0.2])
     best_sentence = np.array([0.8, 0.3])
     lexical = np.array([10.0, 5.0])  # normalised by the best: 1.0 and 0.5
-    # maximum = 0.4 + 0.6 * (1 + 0.5) + 0.15 = 1.45
-    # first:  (0.4 * 0.5 + 0.6 * 0.8 + 0.15 * 1.0) / 1.45 = 0.83 / 1.45
-    # second: (0.4 * 0.2 + 0.6 * 0.3 + 0.15 * 0.5) / 1.45 = 0.335 / 1.45
-    assert DEFAULT_WEIGHTS.maximum == pytest.approx(1.45)
+    # maximum = 0.2 + 0.8 * (1 + 0.5 + 0.1) + 0.15 = 1.63
+    # first:  (0.2 * 0.5 + 0.8 * 0.8 + 0.15 * 1.0) / 1.63 = 0.89 / 1.63
+    # second: (0.2 * 0.2 + 0.8 * 0.3 + 0.15 * 0.5) / 1.63 = 0.355 / 1.63
+    assert DEFAULT_WEIGHTS.maximum == pytest.approx(1.63)
     scores = fuse(dense, best_sentence, lexical, "hybrid")
-    assert scores == pytest.approx([0.83 / 1.45, 0.335 / 1.45])
+    assert scores == pytest.approx([0.89 / 1.63, 0.355 / 1.63])
 
 
 def test_single_signal_modes():
@@ -64,3 +68,101 @@ def test_weights_change_the_mix():
 def test_top_is_best_first_and_keeps_ties_in_order():
     assert top(np.array([0.2, 0.9, 0.2, 0.5]), 3).tolist() == [1, 3, 0]
     assert top(np.array([0.1]), 5).tolist() == [0]
+
+
+def test_confidence_is_graded_by_two_thresholds():
+    assert confidence(0.20, 0.26, 0.42) == "none"
+    assert confidence(0.26, 0.26, 0.42) == "low"
+    assert confidence(0.41, 0.26, 0.42) == "low"
+    assert confidence(0.42, 0.26, 0.42) == "answered"
+    # A confident threshold under the abstention one leaves no "low" grade.
+    assert confidence(0.45, 0.5, 0.42) == "none"
+    assert confidence(0.5, 0.5, 0.42) == "answered"
+
+
+def test_hyphenated_question_words_are_added_joined_up():
+    assert (with_joined_compounds("Will home-grown chips come faster?")
+            == "Will home-grown chips come faster? homegrown")
+    assert with_joined_compounds("an e-mail or email?") == "an e-mail or email?"
+    assert with_joined_compounds("state-of-the-art and home-grown, home-grown") == (
+        "state-of-the-art and home-grown, home-grown stateoftheart homegrown")
+    assert with_joined_compounds("no hyphen - here") == "no hyphen - here"
+
+
+def test_name_questions_are_told_from_number_and_date_questions():
+    assert asks_for_name("Who founded the alliance?")
+    assert asks_for_name("What is the second group called?")
+    assert asks_for_name("Which company joined first?")
+    assert not asks_for_name("How many companies joined?")
+    assert not asks_for_name("When was the alliance announced?")
+    assert not asks_for_name("Which year did it start?")
+    assert not asks_for_name("Why does Washington restrict exports?")
+
+
+def test_new_names_counts_capitalised_words_the_question_lacks():
+    known = {"tim", "scott", "announced"}
+    # "Tim", "Scott" are known; "The" starts the sentence; "South", "Carolina" are new.
+    assert new_names("The senator Tim Scott announced it in South Carolina.", known) == 2
+    # After a full stop a capital starts a sentence, not a name; one letter is no name.
+    assert new_names("He left. Then A came with Acme.", known) == 1
+
+
+def test_answer_type_cue_only_for_name_questions_and_capped():
+    sentences = ["Scott announced a run.", "Scott of South Carolina, Alpha Beta Gamma Delta.",
+                 "no names at all"]
+    cue = answer_type_cue("Who is Scott?", sentences)
+    # 0 new names; 6 new names (South, Carolina, Alpha, Beta, Gamma, Delta) capped at 5.
+    assert cue.tolist() == pytest.approx([0.0, 1.0, 0.0])
+    assert answer_type_cue("How many runs did Scott announce?", sentences).tolist() == [0, 0, 0]
+    assert answer_type_cue("Who?", []).shape == (0,)
+
+
+def test_best_per_passage_takes_each_passages_best_sentence():
+    scores = np.array([0.2, 0.7, 0.4, 0.1])
+    owner = np.array([0, 0, 2, 2])  # passage 1 has no sentences
+    assert best_per_passage(scores, owner, 3).tolist() == pytest.approx([0.7, 0.0, 0.4])
+
+
+def test_rank_scores_fuses_the_best_sentence_of_each_passage():
+    dense = np.array([0.5, 0.2])
+    similarity = np.array([0.6, 0.3, 0.1])
+    coverage = np.array([0.4, 0.0, 0.0])
+    owner = np.array([0, 0, 1])
+    lexical = np.array([10.0, 5.0])
+    scores, sentences = rank_scores(dense, similarity, coverage, owner, lexical, "hybrid")
+    # sentences: 0.6 + 0.5 * 0.4 = 0.8, 0.3, 0.1; best per passage 0.8 and 0.1
+    assert sentences == pytest.approx([0.8, 0.3, 0.1])
+    # (0.2 * 0.5 + 0.8 * 0.8 + 0.15 * 1) / 1.63 = 0.89 / 1.63; (0.04 + 0.08 + 0.075) / 1.63
+    assert scores == pytest.approx([0.89 / 1.63, 0.195 / 1.63])
+
+
+def test_the_answer_type_cue_can_reorder_near_ties_in_hybrid_mode_only():
+    dense = np.array([0.5, 0.5])
+    similarity = np.array([0.60, 0.58])
+    coverage = np.zeros(2)
+    owner = np.array([0, 1])
+    lexical = np.zeros(2)
+    asked = []
+
+    def cue(rows):
+        asked.append(rows.tolist())
+        return np.array([0.0, 1.0])[rows]
+
+    plain, _ = rank_scores(dense, similarity, coverage, owner, lexical, "hybrid")
+    assert plain[0] > plain[1]
+    scores, sentences = rank_scores(dense, similarity, coverage, owner, lexical, "hybrid", cue)
+    # sentence 1: 0.58 + 0.1 * 1.0 = 0.68 now beats 0.60
+    assert sentences == pytest.approx([0.60, 0.68]) and scores[1] > scores[0]
+    assert asked == [[0, 1]]
+    dense_only, _ = rank_scores(dense, similarity, coverage, owner, lexical, "dense", cue)
+    assert asked == [[0, 1]]  # not asked outside hybrid
+    assert dense_only.tolist() == [0.5, 0.5]
+
+
+def test_the_cue_is_asked_only_for_the_leading_candidates():
+    n = CUE_CANDIDATES + 5
+    dense = np.linspace(0.9, 0.1, n)
+    asked = []
+    rank_scores(dense, dense.copy(), np.zeros(n), np.arange(n), np.zeros(n), "hybrid",
+                lambda rows: asked.append(sorted(rows.tolist())) or np.zeros(len(rows)))
+    assert asked == [list(range(CUE_CANDIDATES))]
