@@ -1,6 +1,6 @@
 """`python -m qa`."""
 import sys
 
-from qa.cli import main
+from qa.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -45,4 +45,4 @@ def test_wheel_has_the_package_and_the_verbatim_command(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {"qa/retriever.py", "qa/__main__.py", "qa/index/build.py", "qa/index/manifest.py"} <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "verbatim = qa.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "verbatim = qa.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
