@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -123,13 +124,31 @@ def run_cli(args: Sequence[str], timeout: float = 180, **env: str) -> subprocess
     )
 
 
+def _ctrl_c_deliverable() -> None:
+    """In the child, before exec: SIGINT unblocked and not ignored, as in a terminal. A
+    blocked or ignored SIGINT is inherited across exec, and this test process may carry
+    one from an earlier test (Ray starts its node processes with SIGINT blocked)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def signal_state(pid: int) -> str:
+    """How a process treats signals (/proc: blocked, ignored, caught masks), for messages."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return str(exc)
+    return " ".join(line for line in lines if line.startswith(("State", "SigBlk", "SigIgn",
+                                                                "SigCgt")))
+
+
 def start_build(settings: Settings, *extra: str, **env: str) -> subprocess.Popen:
     """`python -m qa index` on `settings` in the background (stderr piped, for pauses)."""
     return subprocess.Popen(
         [sys.executable, "-m", "qa", "index", "--corpus", str(settings.corpus_dir),
          "--index", str(settings.index_dir), "-q", *extra],
         cwd=ROOT, env=cli_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, preexec_fn=_ctrl_c_deliverable,
     )
 
 

@@ -1,7 +1,9 @@
 """`qa index --watch`: a debounced rebuild when corpus files appear, change or go."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -10,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from index_helpers import (
-    NEW_ANSWER, NEW_FILE, NEW_QUESTION, add_new_article, found_answer, small_corpus,
-    start_build, wait_for_line,
+    NEW_ANSWER, NEW_FILE, NEW_QUESTION, add_new_article, found_answer, signal_state,
+    small_corpus, start_build, wait_for_line,
 )
 from qa.index.build import build_index
 from qa.config import Settings
@@ -141,7 +143,9 @@ def test_cli_watch_rebuilds_on_change(tmp_path, real_embedder):
         process.send_signal(signal.SIGINT)
         try:
             process.wait(60)  # ~1.5 s here; CI machines can be far busier
-        except Exception:
+        except subprocess.TimeoutExpired:
+            state = signal_state(process.pid)
             process.kill()
-            raise
+            raise AssertionError(f"--watch did not stop on SIGINT ({state}); "
+                                 f"in this test process: {signal_state(os.getpid())}") from None
     assert process.returncode == 0
