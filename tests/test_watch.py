@@ -142,10 +142,14 @@ def test_cli_watch_rebuilds_on_change(tmp_path, real_embedder):
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(60)  # ~1.5 s here; CI machines can be far busier
+            # Reads what is left in both pipes while waiting: a child blocked writing to a
+            # full pipe could not exit. ~1.5 s here; CI machines can be far busier.
+            _, stderr = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             state = signal_state(process.pid)
             process.kill()
-            raise AssertionError(f"--watch did not stop on SIGINT ({state}); "
-                                 f"in this test process: {signal_state(os.getpid())}") from None
+            _, stderr = process.communicate()
+            raise AssertionError(f"--watch did not stop on SIGINT ({state}); in this test "
+                                 f"process: {signal_state(os.getpid())}; its stderr ends: "
+                                 f"{stderr[-1500:]!r}") from None
     assert process.returncode == 0
