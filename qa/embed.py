@@ -18,9 +18,9 @@ QUERY_TEXTS = 8
 OnProgress = Callable[[int, int], None]
 
 
-@runtime_checkable
-class Embedder(Protocol):
-    """What the index needs from a model."""
+class QuestionEncoder(Protocol):
+    """What the query side needs of a model: the same vectors for questions as the index
+    was built with (model_id and fingerprint say which model that is)."""
 
     model_id: str
     fingerprint: str
@@ -32,6 +32,11 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
         """float32 array (len(texts), dim), rows L2-normalised."""
         ...
+
+
+@runtime_checkable
+class Embedder(QuestionEncoder, Protocol):
+    """What the index needs from a model: a question encoder that also counts tokens."""
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without the special tokens the model adds."""
@@ -53,20 +58,6 @@ class ExportsQuestionModel(Protocol):
     """An embedder that can export its model for the ONNX question encoder."""
 
     def export_question_model(self, index_dir: Path) -> bool: ...
-
-
-class QuestionEncoder(Protocol):
-    """What the query side needs of a model: the same vectors for questions as the index
-    was built with (model_id and fingerprint say which model that is)."""
-
-    model_id: str
-    fingerprint: str
-    dim: int
-    max_tokens: int
-    precision: str
-
-    def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
-        ...
 
 
 def bundled_model_path() -> Path:
