@@ -114,9 +114,16 @@ _ENTITY_QUESTION = re.compile(
     r"region|town|person|man|woman)\b",
     re.IGNORECASE,
 )
-_NOT_ENTITY = re.compile(
-    r"\bhow (many|much)\b|\bwhen\b|\b(what|which) (year|date|day|month|time|century|decade|"
-    r"number|percentage|amount)\b",
+# Question words that ask for a number, an amount or a date.
+_NUMBER_QUESTION = re.compile(
+    r"\bhow (many|much|long|old)\b|\bwhen\b|\b(what|which) (year|date|day|month|time|century|"
+    r"decade|number|percentage|amount)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(
+    r"\b\d[\d,.]*\b|\b(january|february|march|april|may|june|july|august|september|october|"
+    r"november|december|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|"
+    r"hundred|thousand|million|billion|trillion|percent)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[\w'’-]+")
@@ -124,6 +131,7 @@ _STRIP = "\"'“”‘’()[]{},.;:!?…-—–"
 _SENTENCE_END = (".", "!", "?")
 _COMPOUND = re.compile(r"\b\w+(?:-\w+)+\b")
 CUE_NAMES = 5  # this many new capitalised words make a full cue
+CUE_NUMBERS = 2  # this many new numbers or dates make a full cue
 # The cue is computed for the sentences of this many best candidates only: it moves
 # near-ties, and splitting every candidate sentence would cost more than it moves.
 CUE_CANDIDATES = 20
@@ -141,7 +149,12 @@ def with_joined_compounds(question: str) -> str:
 
 def asks_for_name(question: str) -> bool:
     """Does the question ask for a name (who/where/which X/what is it called)?"""
-    return bool(_ENTITY_QUESTION.search(question)) and not _NOT_ENTITY.search(question)
+    return bool(_ENTITY_QUESTION.search(question)) and not asks_for_number(question)
+
+
+def asks_for_number(question: str) -> bool:
+    """Does the question ask for a number, an amount or a date (how many/when/what year)?"""
+    return bool(_NUMBER_QUESTION.search(question))
 
 
 def new_names(sentence: str, known: set[str]) -> int:
@@ -157,19 +170,31 @@ def new_names(sentence: str, known: set[str]) -> int:
     return count
 
 
+def new_numbers(sentence: str, known: set[str]) -> int:
+    """Numbers, number words and month names in `sentence` that are not in `known`."""
+    return sum(1 for m in _NUMBER.finditer(sentence) if m.group(0).lower() not in known)
+
+
 def answer_type_cue(question: str, sentences: Sequence[str]) -> np.ndarray:
-    """Per sentence, in [0, 1]: how many capitalised words it has that the question lacks
-    (CUE_NAMES or more -> 1), when the question asks for a name; zeros otherwise.
+    """Per sentence, in [0, 1]: when the question asks for a name, how many capitalised
+    words the sentence has that the question lacks (CUE_NAMES or more -> 1); when it asks
+    for a number or a date, how many new numbers and dates (CUE_NUMBERS or more -> 1);
+    zeros otherwise.
 
     A sentence that restates the question ("Tim Scott announced his campaign...") and one
     that also names the answer ("...senator from South Carolina") score alike on cosine
-    and coverage; the new names tell them apart.
+    and coverage; the new names or numbers tell them apart.
     """
-    if not sentences or not asks_for_name(question):
-        return np.zeros(len(sentences), dtype=np.float32)
+    if not sentences:
+        return np.zeros(0, dtype=np.float32)
     known = {w.lower() for w in _WORD.findall(question)}
-    counts = np.asarray([new_names(s, known) for s in sentences], dtype=np.float32)
-    return np.minimum(counts, CUE_NAMES) / CUE_NAMES
+    if asks_for_number(question):
+        counts, full = [new_numbers(s, known) for s in sentences], CUE_NUMBERS
+    elif asks_for_name(question):
+        counts, full = [new_names(s, known) for s in sentences], CUE_NAMES
+    else:
+        return np.zeros(len(sentences), dtype=np.float32)
+    return np.minimum(np.asarray(counts, dtype=np.float32), full) / full
 
 
 def best_per_passage(scores: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:

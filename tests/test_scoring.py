@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from qa.scoring import (
-    CUE_CANDIDATES, DEFAULT_WEIGHTS, Weights, answer_type_cue, asks_for_name, best_per_passage,
-    confidence, fuse, new_names, rank_scores, sentence_scores, term_coverage, top,
-    with_joined_compounds,
+    CUE_CANDIDATES, DEFAULT_WEIGHTS, Weights, answer_type_cue, asks_for_name, asks_for_number,
+    best_per_passage, confidence, fuse, new_names, new_numbers, rank_scores, sentence_scores,
+    term_coverage, top, with_joined_compounds,
 )
 
 
@@ -107,14 +107,28 @@ def test_new_names_counts_capitalised_words_the_question_lacks():
     assert new_names("He left. Then A came with Acme.", known) == 1
 
 
-def test_answer_type_cue_only_for_name_questions_and_capped():
+def test_answer_type_cue_counts_new_names_for_name_questions_capped():
     sentences = ["Scott announced a run.", "Scott of South Carolina, Alpha Beta Gamma Delta.",
                  "no names at all"]
     cue = answer_type_cue("Who is Scott?", sentences)
     # 0 new names; 6 new names (South, Carolina, Alpha, Beta, Gamma, Delta) capped at 5.
     assert cue.tolist() == pytest.approx([0.0, 1.0, 0.0])
+    # Names do not answer a number question, and a why question has no answer type.
     assert answer_type_cue("How many runs did Scott announce?", sentences).tolist() == [0, 0, 0]
+    assert answer_type_cue("Why did Scott run?", sentences).tolist() == [0, 0, 0]
     assert answer_type_cue("Who?", []).shape == (0,)
+
+
+def test_answer_type_cue_counts_new_numbers_and_dates_for_number_questions():
+    assert asks_for_number("How many firms joined in 2025?")
+    assert asks_for_number("When did the alliance form?")
+    assert not asks_for_number("Who founded the alliance?")
+    assert new_numbers("In May 2025, 12 firms and one agency joined.", {"2025"}) == 3
+    sentences = ["Many firms joined in 2025.", "In July, 12 firms and 3 labs joined.",
+                 "Firms joined."]
+    cue = answer_type_cue("How many firms joined in 2025?", sentences)
+    # "2025" is the question's own; "July", "12" and "3" are new (capped at 2).
+    assert cue.tolist() == pytest.approx([0.0, 1.0, 0.0])
 
 
 def test_best_per_passage_takes_each_passages_best_sentence():
