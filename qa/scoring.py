@@ -120,11 +120,11 @@ _NUMBER_QUESTION = re.compile(
     r"decade|number|percentage|amount)\b",
     re.IGNORECASE,
 )
+# Month names only capitalised: "may" is more often the verb.
 _NUMBER = re.compile(
-    r"\b\d[\d,.]*\b|\b(january|february|march|april|may|june|july|august|september|october|"
-    r"november|december|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|"
-    r"hundred|thousand|million|billion|trillion|percent)\b",
-    re.IGNORECASE,
+    r"\b\d[\d,.]*\b|\b(January|February|March|April|May|June|July|August|September|October|"
+    r"November|December)\b|\b(?i:one|two|three|four|five|six|seven|eight|nine|ten|eleven|"
+    r"twelve|dozen|hundred|thousand|million|billion|trillion|percent)\b"
 )
 _WORD = re.compile(r"[\w'’-]+")
 _STRIP = "\"'“”‘’()[]{},.;:!?…-—–"

@@ -124,6 +124,7 @@ def test_answer_type_cue_counts_new_numbers_and_dates_for_number_questions():
     assert asks_for_number("When did the alliance form?")
     assert not asks_for_number("Who founded the alliance?")
     assert new_numbers("In May 2025, 12 firms and one agency joined.", {"2025"}) == 3
+    assert new_numbers("More firms may join; Ten did.", set()) == 1  # "may", the verb
     sentences = ["Many firms joined in 2025.", "In July, 12 firms and 3 labs joined.",
                  "Firms joined."]
     cue = answer_type_cue("How many firms joined in 2025?", sentences)
