@@ -49,12 +49,13 @@ def features(hits: list[Hit]) -> np.ndarray:
     """One row of FEATURES per hit, best first as the default ranks them."""
     fused = np.asarray([h.score for h in hits], dtype=np.float64)
     lexical = np.asarray([h.lexical_score or 0.0 for h in hits])
+    best_lexical = max(lexical.max(), 1e-9)
     per_article = Counter(h.passage.article_id for h in hits)
     rows = []
     for rank, h in enumerate(hits):
         similarity = [s.similarity for s in h.sentences] or [0.0]
         rows.append([
-            h.dense_score or 0.0, lexical[rank], lexical[rank] / max(lexical.max(), 1e-9),
+            h.dense_score or 0.0, lexical[rank], lexical[rank] / best_lexical,
             fused[rank], fused[rank] - fused[0], max(similarity), float(np.mean(similarity)),
             max((s.score for s in h.sentences), default=0.0), np.log1p(rank),
             per_article[h.passage.article_id],
