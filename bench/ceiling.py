@@ -34,7 +34,7 @@ from quality import SETS  # noqa: E402
 
 from qa.config import Settings  # noqa: E402
 from qa.eval import (  # noqa: E402
-    Question, answers_in, eval_index_dir, from_article, prepare_retriever, read_questions,
+    Question, answers, eval_index_dir, prepare_retriever, read_questions,
 )
 from qa.types import Hit  # noqa: E402
 
@@ -64,8 +64,7 @@ def features(hits: list[Hit]) -> np.ndarray:
 
 
 def answering(hits: list[Hit], question: Question) -> np.ndarray:
-    return np.asarray([from_article(h.passage.title, h.passage.article_id, question)
-                       and answers_in(h.passage.text, question) for h in hits])
+    return np.asarray([answers(h, question) for h in hits])
 
 
 def ranking(labels_in_order: list[np.ndarray]) -> dict[str, float]:

@@ -89,14 +89,17 @@ def from_article(title: str, article_id: str, question: Question) -> bool:
     return question.article is None or question.article in (title, article_id)
 
 
+def answers(item: Quote | Hit, question: Question) -> bool:
+    """Is `item` a quote (or hit) from the right article that contains an answer?"""
+    p = item.passage if isinstance(item, Hit) else item
+    return from_article(p.title, p.article_id, question) and answers_in(p.text, question)
+
+
 def first_answering_rank(ranked: Sequence[Quote | Hit], question: Question) -> int | None:
     """1-based rank of the first quote (or hit) from the right article that contains an
     answer."""
-    for rank, item in enumerate(ranked, start=1):
-        p = item.passage if isinstance(item, Hit) else item
-        if from_article(p.title, p.article_id, question) and answers_in(p.text, question):
-            return rank
-    return None
+    return next((rank for rank, item in enumerate(ranked, start=1) if answers(item, question)),
+                None)
 
 
 def highlight_hit(answer: Answer, question: Question) -> bool:

@@ -185,16 +185,15 @@ def answer_type_cue(question: str, sentences: Sequence[str]) -> np.ndarray:
     that also names the answer ("...senator from South Carolina") score alike on cosine
     and coverage; the new names or numbers tell them apart.
     """
-    if not sentences:
-        return np.zeros(0, dtype=np.float32)
-    known = {w.lower() for w in _WORD.findall(question)}
     if asks_for_number(question):
-        counts, full = [new_numbers(s, known) for s in sentences], CUE_NUMBERS
+        count, full = new_numbers, CUE_NUMBERS
     elif asks_for_name(question):
-        counts, full = [new_names(s, known) for s in sentences], CUE_NAMES
+        count, full = new_names, CUE_NAMES
     else:
         return np.zeros(len(sentences), dtype=np.float32)
-    return np.minimum(np.asarray(counts, dtype=np.float32), full) / full
+    known = {w.lower() for w in _WORD.findall(question)}
+    counts = np.asarray([count(s, known) for s in sentences], dtype=np.float32)
+    return np.minimum(counts, full) / full
 
 
 def best_per_passage(scores: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
