@@ -35,7 +35,7 @@ from common import (  # noqa: I001
 
 from qa.index.dense import choose_factory  # noqa: E402
 
-STAGES = ("embed", "faiss", "bm25", "sqlite", "vectors")
+STAGES = ("embed", "faiss", "bm25", "sqlite", "vectors", "reader")
 
 
 class _Timer:
@@ -82,7 +82,8 @@ def worker(args: argparse.Namespace) -> dict:
     from qa.retriever import Retriever
 
     load_start = time.perf_counter()
-    settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision)
+    settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision,
+                        reranker=args.rerank == "on")
     if args.question_encoder == "torch":
         from qa.embed import SentenceTransformerEmbedder
 
@@ -93,6 +94,8 @@ def worker(args: argparse.Namespace) -> dict:
         if type(embedder).__name__ != "OnnxQuestionEncoder":
             raise SystemExit(f"no ONNX question model for {index_dir}")
     retriever = Retriever.open(settings, embedder)
+    if args.rerank == "on" and retriever.reranker is None:
+        raise SystemExit(f"the reader did not load: {retriever.reader_problem}")
     generation = retriever.generation
     load_s = time.perf_counter() - load_start
     rss_after_load = rss_breakdown_mb()
@@ -102,6 +105,9 @@ def worker(args: argparse.Namespace) -> dict:
     generation.dense.search = _Timer(tally, "faiss", generation.dense.search)
     generation.lexical.search = _Timer(tally, "bm25", generation.lexical.search)
     generation.db.passages_with_rows = _Timer(tally, "sqlite", generation.db.passages_with_rows)
+    if retriever.reranker is not None:
+        reader = retriever.reranker.reader
+        reader.score = _Timer(tally, "reader", reader.score)
 
     if args.prefetch:
         # A proposed retriever change, measured without editing the retriever: once the
@@ -167,6 +173,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     return {
         "size": args.size, "mode": args.mode, "precision": args.precision,
+        "rerank": args.rerank,
         "faiss": generation.manifest.dense.factory,
         "dense": generation.dense.description if recall is None else None,
         "questions": len(times), "load_s": load_s, "process_s": time.perf_counter() - started,
@@ -241,6 +248,8 @@ def main() -> None:
                         help="onnx: the export a Retriever uses (default); torch: the model")
     parser.add_argument("--bare", type=int, default=100,
                         help="questions for the bare SentenceTransformer.encode p50")
+    parser.add_argument("--rerank", default="both", choices=["on", "off", "both"],
+                        help="with the reader, without it, or both (default)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -250,11 +259,13 @@ def main() -> None:
 
     print(load_average(), flush=True)
     results = []
-    for size in args.sizes:
+    for size, rerank in [(size, rerank) for size in args.sizes
+                         for rerank in (("off", "on") if args.rerank == "both" else (args.rerank,))]:
         import synthetic
 
         synthetic.build(size, factory=args.faiss or choose_factory(size))  # outside the worker
-        command = [sys.executable, str(Path(__file__)), "--worker", str(size), "--mode",
+        command = [sys.executable, str(Path(__file__)), "--worker", str(size), "--rerank",
+                   rerank, "--mode",
                    args.mode, "--precision", args.precision, "--questions", str(args.questions),
                    "--warmup", str(args.warmup), "--offset", str(args.offset),
                    "--recall", str(args.recall), "--question-encoder", args.question_encoder,
@@ -268,55 +279,58 @@ def main() -> None:
             raise SystemExit(f"worker for {size} failed")
         result = json.loads(lines[-1][len("RESULT "):])
         results.append(result)
-        print(f"{size:,}: p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
+        print(f"{size:,}, reader {rerank}: p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
               f"peak {result['peak_rss_mb']:,.0f} MiB", flush=True)
 
     print()
     print(f"mode {args.mode}, {args.precision}, {args.questions} questions after {args.warmup} "
           f"others{', candidate rows prefetched' if args.prefetch else ''}; {load_average()}")
     print(table(
-        ["passages", "faiss", "p50 ms", "p99 ms", "filtered p50", "recall@10 vs exact",
+        ["passages, reader", "faiss", "p50 ms", "p99 ms", "filtered p50", "recall@10 vs exact",
          "load s", "peak RSS MiB", "disk MiB"],
-        [[f"{r['size']:,}", r["faiss"], r["p50"], r["p99"], r["filtered_p50"],
+        [[f"{r['size']:,} {r['rerank']}", r["faiss"], r["p50"], r["p99"], r["filtered_p50"],
           "-" if r["recall10"] is None else f"{r['recall10']:.3f}", r["load_s"],
           r["peak_rss_mb"], r["disk_mb"]] for r in results],
     ))
     print()
     print("p50 / p99 ms of the parts of one answer:")
     print(table(
-        ["passages", *[f"{s}" for s in STAGES], "rest"],
-        [[f"{r['size']:,}",
+        ["passages, reader", *[f"{s}" for s in STAGES], "rest"],
+        [[f"{r['size']:,} {r['rerank']}",
           *[f"{r['parts_p50'][s]:.1f} / {r['parts_p99'][s]:.1f}" for s in STAGES],
           f"{r['rest_p50']:.1f} / {r['rest_p99']:.1f}"] for r in results],
     ))
     print()
     print("share of the answer time (sum over the questions):")
     print(table(
-        ["passages", *STAGES, "rest"],
-        [[f"{r['size']:,}", *[f"{100 * r['shares'][s]:.0f}%" for s in (*STAGES, "rest")]]
+        ["passages, reader", *STAGES, "rest"],
+        [[f"{r['size']:,} {r['rerank']}", *[f"{100 * r['shares'][s]:.0f}%" for s in (*STAGES, "rest")]]
          for r in results],
     ))
     print()
     print("bare fp32 SentenceTransformer.encode of one question, p50 / p99 ms:")
     print(table(
-        ["passages", "default threads", "1 thread", "answer p50 / bare p50",
+        ["passages, reader", "default threads", "1 thread", "answer p50 / bare p50",
          "answer p50 / bare 1-thread p50"],
-        [[f"{r['size']:,}", f"{r['bare_p50']:.1f} / {r['bare_p99']:.1f} ({r['bare_threads']})",
+        [[f"{r['size']:,} {r['rerank']}", f"{r['bare_p50']:.1f} / {r['bare_p99']:.1f} ({r['bare_threads']})",
           f"{r['bare1_p50']:.1f} / {r['bare1_p99']:.1f}", f"{r['p50'] / r['bare_p50']:.2f}",
           f"{r['p50'] / r['bare1_p50']:.2f}"] for r in results],
     ))
-    big, small = results[-1], results[0]
-    print(f"\nissue 13 ratios ({results[0]['encoder']} questions; {load_average()}):")
-    print(f"  p50 at {big['size']:,} / bare fp32 encode p50 (same process): "
-          f"{big['p50'] / big['bare_p50']:.2f} (default threads), "
-          f"{big['p50'] / big['bare1_p50']:.2f} (1 thread); target <= 1.0")
-    print(f"  p50 at {big['size']:,} / p50 at {small['size']:,}: "
-          f"{big['p50'] / small['p50']:.2f}; target <= 1.3")
+    print(f"\nratios ({results[0]['encoder']} questions; {load_average()}):")
+    for rerank in dict.fromkeys(r["rerank"] for r in results):
+        runs = [r for r in results if r["rerank"] == rerank]
+        small, big = runs[0], runs[-1]
+        print(f"  reader {rerank}: p50 at {small['size']:,} / bare fp32 encode p50 (same "
+              f"process): {small['p50'] / small['bare_p50']:.2f} (default threads), "
+              f"{small['p50'] / small['bare1_p50']:.2f} (1 thread)")
+        if big is not small:
+            print(f"  reader {rerank}: p50 at {big['size']:,} / p50 at {small['size']:,}: "
+                  f"{big['p50'] / small['p50']:.2f}")
     print()
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
         f"file-backed {r['rss_end'].get('RssFile', 0):,.0f}" for r in results))
-    save_result(f"latency-{args.mode}-{args.precision}" + ("-prefetch" if args.prefetch else ""),
+    save_result(f"latency-{args.mode}-{args.precision}-reader-{args.rerank}" + ("-prefetch" if args.prefetch else ""),
                 {"results": results})
 
 

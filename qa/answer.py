@@ -25,8 +25,11 @@ class _Merged:
 
 
 def relevance(hit: Hit) -> float:
-    """How well a hit answers on an absolute scale (what abstention compares): the best
-    cosine of the passage or one of its sentences to the question."""
+    """How well a hit answers on an absolute scale (what abstention compares): the
+    reader's probability that it answers, where the reader read it; else the best cosine
+    of the passage or one of its sentences to the question."""
+    if hit.answer_probability is not None:
+        return hit.answer_probability
     best_sentence = max((s.similarity for s in hit.sentences), default=0.0)
     return max(hit.dense_score or 0.0, best_sentence)
 
@@ -131,12 +134,17 @@ def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings)
     """
     ranked = diversify(merge_overlapping(hits), settings.max_quotes_per_article)
     best = max((m.relevance for m in ranked), default=0.0)
-    level = confidence(best, settings.abstain_threshold, settings.confident_threshold)
+    # Relevance is the reader's probability when it read the hits, else a cosine.
+    read = any(h.answer_probability is not None for h in hits)
+    abstain_below, confident_from = (
+        (settings.reader_abstain_threshold, settings.reader_confident_threshold) if read
+        else (settings.abstain_threshold, settings.confident_threshold))
+    level = confidence(best, abstain_below, confident_from)
     if level == NONE or not ranked:
         closest = tuple(to_quote(m, settings.highlight_margin) for m in ranked[:k])
         return Answer(question=question, quotes=(), abstained=bool(question.strip()),
                       closest=closest, confidence=NONE)
-    floor = settings.abstain_threshold if level == ANSWERED else float("-inf")
+    floor = abstain_below if level == ANSWERED else float("-inf")
     answering = [m for m in ranked if m.relevance >= floor][:k]
     quotes = tuple(to_quote(m, settings.highlight_margin) for m in answering)
     return Answer(question=question, quotes=quotes, confidence=level)

@@ -30,6 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         precision=getattr(args, "precision", None),
         index_factory=getattr(args, "faiss", None),
         sentence_vectors=getattr(args, "sentence_vectors", None),
+        reranker=None if getattr(args, "rerank", None) is None else args.rerank == "on",
     )
 
 
@@ -316,6 +317,12 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
                         "instructions, else fp32)")
 
 
+def _rerank_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rerank", choices=("on", "off"),
+                        help="let the reader re-order the quotes and choose the highlight "
+                        "(default on, or VERBATIM_RERANK)")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="verbatim", description="Ask questions of news articles; answers are quotes."
@@ -351,6 +358,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="articles on or after")
     p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="articles on or before")
     p.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    _rerank_option(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("info", help="describe the live index",
@@ -368,6 +376,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _rerank_option(p)
     p.set_defaults(func=cmd_eval)
     _web_parsers(sub)
     return root

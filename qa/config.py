@@ -70,6 +70,16 @@ class Settings:
     # no "may answer" grade.
     abstain_threshold: float = 0.26
     confident_threshold: float = 0.42
+    # The reader (qa.reader): a cross-encoder that reads the question with the best
+    # candidate sentences and re-orders the passages and highlights (VERBATIM_RERANK).
+    reranker: bool = True
+    # Sentences it reads per question: its cost grows with this.
+    reader_sentences: int = 24
+    # With the reader, an answer is graded by its probability that the best quote answers:
+    # below reader_abstain_threshold it abstains, below reader_confident_threshold "may
+    # answer".
+    reader_abstain_threshold: float = 0.1
+    reader_confident_threshold: float = 0.5
     # Quotes per article before other articles get a turn; more fill the rest of the k
     # (a one-article corpus still shows k quotes). 3 cost squad-dev recall@5 0.978 -> 0.974
     # (its answers sit in one article); 5 keeps 0.978, realtimeqa-dev moves by one question.
@@ -97,7 +107,7 @@ class Settings:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
         for name in ("chunk_tokens", "k", "max_k", "candidates", "max_quotes_per_article",
-                     "batch_size",
+                     "batch_size", "reader_sentences",
                      "max_question_chars", "max_upload_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
@@ -108,7 +118,10 @@ class Settings:
             raise ConfigError(
                 f"watch_debounce must be a number of seconds >= 0, got {self.watch_debounce!r}"
             )
-        for name in ("abstain_threshold", "confident_threshold"):
+        if not isinstance(self.reranker, bool):
+            raise ConfigError(f"reranker must be True or False, got {self.reranker!r}")
+        for name in ("abstain_threshold", "confident_threshold", "reader_abstain_threshold",
+                     "reader_confident_threshold"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
@@ -142,6 +155,9 @@ class Settings:
             "model": os.environ.get("VERBATIM_MODEL"),
             "precision": os.environ.get("VERBATIM_PRECISION"),
         }
+        rerank = os.environ.get("VERBATIM_RERANK")
+        if rerank is not None:
+            env["reranker"] = parse_switch(rerank, "VERBATIM_RERANK")
         max_k = os.environ.get("VERBATIM_MAX_K")
         if max_k is not None:
             try:
@@ -161,6 +177,15 @@ class Settings:
                     f"VERBATIM_WATCH_DEBOUNCE must be a number of seconds >= 0, got {debounce!r}"
                 ) from None
         return cls().replace(**env).replace(**overrides)
+
+
+def parse_switch(value: str, name: str) -> bool:
+    """"on"/"off" (also 1/0, true/false, yes/no) as a bool; `name` is for the message."""
+    switch = {"on": True, "1": True, "true": True, "yes": True,
+              "off": False, "0": False, "false": False, "no": False}.get(value.strip().lower())
+    if switch is None:
+        raise ConfigError(f"{name} must be on or off, got {value!r}")
+    return switch
 
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:

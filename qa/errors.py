@@ -39,3 +39,7 @@ class ClusterError(QAError):
 class IndexWriteError(QAError):
     """A build could not write its new generation (a full disk, permissions); the live
     generation is untouched."""
+
+
+class ReaderError(QAError):
+    """The shipped reader model is missing or damaged; the message names the file."""

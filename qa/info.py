@@ -35,6 +35,22 @@ def health(path: Path) -> str:
     return "ok"
 
 
+def reader_status(settings: Settings) -> str:
+    """The reader's state: on with its fingerprint and size, off, or why it cannot run."""
+    if not settings.reranker:
+        return "off (--rerank off or VERBATIM_RERANK=off)"
+    from qa.errors import ReaderError
+    from qa.reader.model import GRAPH, MODEL_DIR, verify
+
+    try:
+        info = verify(MODEL_DIR)
+    except ReaderError as exc:
+        return f"UNAVAILABLE: {exc}; answers fall back to the plain ranking"
+    size = (MODEL_DIR / GRAPH).stat().st_size / 2**20
+    return (f"on: {info.base_model} cross-encoder, {info.precision} ONNX, {size:.1f} MiB, "
+            f"fingerprint {info.fingerprint}, reads {settings.reader_sentences} sentences")
+
+
 def index_info(settings: Settings) -> str:
     """Generation, model, counts, corpus folder, size on disk, build time (no model load).
 
@@ -65,6 +81,7 @@ def index_info(settings: Settings) -> str:
         ("built", f"{manifest.built_at} in {manifest.build_seconds} s"),
         ("last build", describe_build(manifest.build)),
         ("health", health(path)),
+        ("reader", reader_status(settings)),
     ]
     if others or temps:
         extra = sum(folder_bytes(index_dir / n) for n in others + temps)

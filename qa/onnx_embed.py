@@ -108,7 +108,7 @@ def export_question_model(transformer, tokenizer, about: ExportedModel, folder: 
                 | {"embedding": {0: "batch"}},
             )
         transformer.train(was_training)
-        _quantise(temp / FP32_GRAPH, temp / GRAPH)
+        quantise_int8(temp / FP32_GRAPH, temp / GRAPH)
         (temp / FP32_GRAPH).unlink()
         tokenizer.backend_tokenizer.save(str(temp / TOKENIZER))
         with (temp / GRAPH).open("rb") as handle:
@@ -122,7 +122,7 @@ def export_question_model(transformer, tokenizer, about: ExportedModel, folder: 
         raise
 
 
-def _quantise(source: Path, target: Path) -> None:
+def quantise_int8(source: Path, target: Path) -> None:
     """int8 weights (dynamic quantisation, one scale per output channel): per-tensor scales
     lost more (cosine to fp32 ~0.92 with torch's quantize_dynamic, bench/query_embed.py)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -6,6 +6,7 @@ assembles it from settings for the CLI, eval and the page.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,14 @@ from qa import scoring
 from qa.chunk import chunk_settings_for
 from qa.config import MODES, Mode, Settings
 from qa.embed import QuestionEncoder, load_question_encoder
-from qa.errors import ConfigError
+from qa.errors import ConfigError, ReaderError
 from qa.index.db import ArticleInfo
 from qa.index.generation import Generation, expected_for
 from qa.index.lexical import tokenize
 from qa.index.live import IndexSource, LiveIndex
 from qa.types import Answer, Filters, Hit, Passage, ScoredSpan
+
+log = logging.getLogger(__name__)
 
 
 class Reranker(Protocol):
@@ -70,6 +73,9 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings or Settings()
         self.reranker = reranker
+        # Why the reader is off although the settings ask for it (shown by `qa info` and
+        # the page); None when it runs or was not asked for.
+        self.reader_problem: str | None = None
 
     @classmethod
     def open(cls, settings: Settings, embedder: QuestionEncoder | None = None,
@@ -86,7 +92,18 @@ class Retriever:
         """
         embedder = embedder or load_question_encoder(settings)
         expected = expected_for(embedder, chunk_settings_for(settings, embedder.max_tokens))
-        return cls(LiveIndex(settings.index_dir, expected), embedder, settings, reranker)
+        problem = None
+        if reranker is None and settings.reranker:
+            from qa.reader.rerank import open_reranker
+
+            try:
+                reranker = open_reranker(settings)
+            except ReaderError as exc:
+                problem = f"{exc}; answers fall back to the plain ranking"
+                log.warning("the reader is off: %s", problem)
+        retriever = cls(LiveIndex(settings.index_dir, expected), embedder, settings, reranker)
+        retriever.reader_problem = problem
+        return retriever
 
     @property
     def generation(self) -> Generation:

@@ -59,13 +59,18 @@ class ScoredSpan:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A retrieved passage with its final score and the scores it was fused from."""
+    """A retrieved passage with its final score and the scores it was fused from.
+
+    `answer_probability` is set when the reader (qa.reader) read the hit: the probability
+    that its best sentence answers (0 for a hit it did not read); None without a reader.
+    """
 
     passage: Passage
     score: float
     dense_score: float | None = None
     lexical_score: float | None = None
     sentences: tuple[ScoredSpan, ...] = ()
+    answer_probability: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,144 @@
+"""How the reader should read: coverage of the answer sentence, and quality per reading plan.
+
+    python bench/reader.py coverage [--limit N]
+    python bench/reader.py plans [--limit N] [--sentences 16,24,32] [--weights 0.6,0.8,1]
+
+`coverage` (no reader needed): for each reading plan, the share of answerable questions
+whose answer sentence (from the right article) is among the sentences the reader would
+read: the ceiling of highlight@1 with that plan. `plans`: `qa eval`'s metrics on every set
+for each plan and weight, with the shipped reader; each (question, sentence) pair is
+scored once and remembered, so the sweep costs about one pass. Sets and indexes as in
+bench/quality.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.quality import SETS  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.eval import (  # noqa: E402,E501
+    answers_in,
+    eval_index_dir,
+    evaluate,
+    from_article,
+    prepare_retriever,
+    read_questions,
+)
+from qa.reader.rerank import ReaderReranker, ReadingPlan  # noqa: E402
+from qa.retriever import Retriever  # noqa: E402
+
+
+class Remembering:
+    """A Reader that scores each (question, text) pair once."""
+
+    def __init__(self, reader) -> None:
+        self.reader = reader
+        self.fingerprint = reader.fingerprint
+        self.memory: dict[tuple[str, str], float] = {}
+
+    def score(self, question: str, texts: list[str]):
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if (question, t) not in self.memory]
+        if missing:
+            for text, p in zip(missing, self.reader.score(question, missing)):
+                self.memory[(question, text)] = float(p)
+        return np.asarray([self.memory[(question, t)] for t in texts], dtype=np.float32)
+
+
+class Recorder:
+    """A re-ranker that reads nothing: it keeps the first stage's hits for `coverage`."""
+
+    def __init__(self) -> None:
+        self.hits = []
+
+    def rerank(self, question, hits):
+        self.hits = list(hits)
+        return self.hits
+
+
+def load_sets(limit: int | None):
+    retrievers, out = {}, []
+    for eval_set in SETS:
+        questions = read_questions(eval_set.questions)
+        if limit:
+            questions = questions[:: max(1, len(questions) // limit)]
+        if eval_set.articles not in retrievers:
+            settings = Settings(index_dir=eval_index_dir(eval_set.articles, Settings()),
+                                reranker=False)
+            retrievers[eval_set.articles] = prepare_retriever(eval_set.articles, settings)
+        out.append((eval_set, questions, retrievers[eval_set.articles]))
+    return out
+
+
+def coverage(limit: int | None) -> None:
+    plans = [ReadingPlan(sentences=n, per_passage=p)
+             for n in (8, 12, 16, 24, 32, 48) for p in (1, 2, 3)]
+    print("| set | " + " | ".join(f"{p.sentences}/{p.per_passage}" for p in plans) + " |")
+    print("|---" * (len(plans) + 1) + "|")
+    for eval_set, questions, plain in load_sets(limit):
+        questions = [q for q in questions if q.answers]
+        if not questions:
+            continue
+        recorder = Recorder()
+        retriever = Retriever(plain.index, plain.embedder, plain.settings, recorder)
+        found = [0] * len(plans)
+        for q in questions:
+            retriever.search(q.question, 100)
+            holds = {(h.passage.article_id, s.start, s.end):
+                     from_article(h.passage.title, h.passage.article_id, q) and answers_in(
+                         h.passage.text[s.start - h.passage.start:s.end - h.passage.start], q)
+                     for h in recorder.hits for s in h.sentences}
+            for i, plan in enumerate(plans):
+                found[i] += any(holds[key] for key in ReaderReranker(None, plan).choose(
+                    recorder.hits))
+        print(f"| {eval_set.name} ({len(questions)}) | "
+              + " | ".join(f"{f / len(questions):.3f}" for f in found) + " |", flush=True)
+
+
+def plans(limit: int | None, sentences: list[int], weights: list[float]) -> None:
+    from qa.reader.model import Reader
+
+    reader = Remembering(Reader())
+    print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained | p50 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for eval_set, questions, plain in load_sets(limit):
+        answerable = any(q.answers for q in questions)
+        rows = [("off", plain)]
+        for n in sentences:
+            for w in weights:
+                reranker = ReaderReranker(reader, ReadingPlan(sentences=n, weight=w))
+                rows.append((f"{n} sentences, weight {w}", Retriever(
+                    plain.index, plain.embedder, plain.settings.replace(reranker=True),
+                    reranker)))
+        for label, retriever in rows:
+            m = evaluate(retriever, questions)
+            shown = ((m.recall_at_1, m.recall_at_5, m.mrr_at_10, m.highlight_at_1,
+                      m.abstained_answerable) if answerable
+                     else (None, None, None, None, m.abstain_recall))
+            cells = " | ".join("" if v is None else f"{v:.3f}" for v in shown)
+            print(f"| {eval_set.name} | {label} | {cells} | {m.latency_p50_ms:.1f} |",
+                  flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("coverage", "plans"))
+    parser.add_argument("--limit", type=int, help="about this many questions per set")
+    parser.add_argument("--sentences", default="16,24,32")
+    parser.add_argument("--weights", default="0.6,0.8,1.0")
+    args = parser.parse_args()
+    if args.what == "coverage":
+        coverage(args.limit)
+    else:
+        plans(args.limit, [int(x) for x in args.sentences.split(",")],
+              [float(x) for x in args.weights.split(",")])
+
+
+if __name__ == "__main__":
+    main()

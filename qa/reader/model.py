@@ -1,0 +1,149 @@
+"""The shipped reader, run with ONNX Runtime: (question, sentence) pairs -> probabilities.
+
+The graph and its tokenizer live in `qa/reader/model/`, inside the package, so a wheel and
+a fresh clone both have them. `reader.json` records the graph's SHA-256: a missing or
+damaged file is a ReaderError that says so, never scores from a broken model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import ReaderError
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+GRAPH = "reader.onnx"
+TOKENIZER = "tokenizer.json"
+ABOUT = "reader.json"
+# Bumped when the graph's inputs or outputs change meaning.
+FORMAT_VERSION = 1
+# Pairs scored in one run of the graph: enough for one question's candidates, few enough
+# that padding to the longest pair costs little.
+BATCH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderInfo:
+    """What reader.json says about the shipped graph."""
+
+    max_length: int
+    graph_sha256: str
+    precision: str
+    base_model: str
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def fingerprint(self) -> str:
+        """A short name of these weights (what `qa info` shows)."""
+        return self.graph_sha256[:12]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, folder: Path) -> "ReaderInfo":
+        path = folder / ABOUT
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ReaderError(f"the reader model is missing: no {path}") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ReaderError(f"the reader's {path} is unreadable ({exc})") from None
+
+
+def verify(folder: Path = MODEL_DIR) -> ReaderInfo:
+    """The reader's description, once its graph is checked against the recorded SHA-256.
+
+    Raises:
+        ReaderError: a file is missing, unreadable or damaged (the message names it).
+    """
+    return _load_checked(Path(folder))[0]
+
+
+def _load_checked(folder: Path) -> tuple[ReaderInfo, bytes]:
+    info = ReaderInfo.read(folder)
+    if info.format_version != FORMAT_VERSION:
+        raise ReaderError(
+            f"the reader in {folder} has format {info.format_version}, this version of "
+            f"Verbatim reads {FORMAT_VERSION}: reinstall Verbatim")
+    graph = folder / GRAPH
+    try:
+        data = graph.read_bytes()
+    except OSError as exc:
+        raise ReaderError(f"the reader model is missing: {graph} ({exc.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != info.graph_sha256:
+        raise ReaderError(
+            f"the reader model {graph} is damaged (its SHA-256 is not the one in "
+            f"{folder / ABOUT}): reinstall Verbatim or retrain it (python -m qa.reader.train)")
+    return info, data
+
+
+class Reader:
+    """Scores (question, text) pairs: the probability that the text answers the question.
+
+    Loading checks the graph against its recorded checksum. Scoring runs on two threads
+    that sleep rather than spin when idle (a spinning thread on a busy 2-core machine
+    waits on a descheduled peer).
+    """
+
+    def __init__(self, folder: Path = MODEL_DIR, threads: int = 2) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.info, data = _load_checked(folder)
+        graph = folder / GRAPH
+        try:
+            self._tokenizer = Tokenizer.from_file(str(folder / TOKENIZER))
+        except Exception as exc:  # tokenizers raises its own exception type
+            raise ReaderError(f"the reader's tokenizer {folder / TOKENIZER} is unreadable "
+                              f"({exc})") from None
+        self._tokenizer.enable_truncation(self.info.max_length, strategy="longest_first")
+        self._tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(data, options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own kinds
+            raise ReaderError(f"the reader model {graph} does not load ({exc})") from None
+        self.folder = folder
+
+    @property
+    def fingerprint(self) -> str:
+        return self.info.fingerprint
+
+    def score_pairs(self, questions: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        """Probabilities in [0, 1], one per (questions[i], texts[i])."""
+        if len(questions) != len(texts):
+            raise ValueError(f"{len(questions)} questions for {len(texts)} texts")
+        out = np.empty(len(texts), dtype=np.float32)
+        if not len(texts):
+            return out
+        # Shortest first: each run pads to its longest pair, so neighbours waste little.
+        order = np.argsort([len(q) + len(t) for q, t in zip(questions, texts)], kind="stable")
+        for start in range(0, len(order), BATCH):
+            rows = order[start:start + BATCH]
+            encoded = self._tokenizer.encode_batch([(questions[r], texts[r]) for r in rows])
+            ids = np.asarray([e.ids for e in encoded], dtype=np.int64)
+            feed = {
+                "input_ids": ids,
+                "attention_mask": np.asarray([e.attention_mask for e in encoded], np.int64),
+                "token_type_ids": np.asarray([e.type_ids for e in encoded], np.int64),
+            }
+            (logits,) = self._session.run(None, feed)
+            out[rows] = 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
+        return out
+
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities that each of `texts` answers `question`."""
+        return self.score_pairs([question] * len(texts), texts)

@@ -1,0 +1,96 @@
+"""The reader as the Retriever's last stage: it reads the best candidate sentences with the
+question and decides the order of the passages and the sentence to highlight."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from qa.reader import pair_text
+from qa.types import Hit
+
+# Unread sentences of a read passage score this much below their first-stage score, so
+# every read sentence (a probability in [0, 1]) outranks them and they keep their order.
+UNREAD_OFFSET = -2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingPlan:
+    """Which sentences the reader reads, and how its probability meets the first stage."""
+
+    # Sentences read per question: the reader's cost grows with this.
+    sentences: int = 24
+    # At most this many of one passage's sentences (its best by the first stage), so the
+    # reader sees more passages than the best one's every sentence.
+    per_passage: int = 2
+    # A passage's score: weight * its best sentence's probability + (1 - weight) * the
+    # first stage's score.
+    weight: float = 0.8
+
+
+class ReaderReranker:
+    """Re-scores hits with a Reader (qa.reader.model): a `Reranker` for the Retriever."""
+
+    def __init__(self, reader, plan: ReadingPlan = ReadingPlan()) -> None:
+        self.reader = reader
+        self.plan = plan
+
+    @property
+    def fingerprint(self) -> str:
+        return self.reader.fingerprint
+
+    def choose(self, hits: Sequence[Hit]) -> dict[tuple[str, int, int], str]:
+        """The sentences to read, keyed by (article, start, end), with the text read: the
+        best `per_passage` of each passage in rank order, until `sentences` are chosen."""
+        chosen: dict[tuple[str, int, int], str] = {}
+        for hit in hits:
+            p = hit.passage
+            taken = 0
+            for s in sorted(hit.sentences, key=lambda s: -s.score):
+                if taken == self.plan.per_passage or len(chosen) == self.plan.sentences:
+                    break
+                key = (p.article_id, s.start, s.end)
+                taken += 1
+                if key not in chosen:  # overlapping passages share a sentence
+                    chosen[key] = pair_text(p.title, p.text[s.start - p.start:s.end - p.start])
+            if len(chosen) == self.plan.sentences:
+                break
+        return chosen
+
+    def rerank(self, question: str, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits ordered by the blend of reader and first stage, with each read
+        sentence scored by its probability (what highlights are chosen by) and each hit's
+        `answer_probability` set (what abstention reads; 0 for a hit not read)."""
+        if not hits:
+            return []
+        chosen = self.choose(hits)
+        probabilities = dict(zip(chosen, self.reader.score(question, list(chosen.values()))))
+        weight = self.plan.weight
+        out = []
+        for hit in hits:
+            article = hit.passage.article_id
+            best = 0.0
+            sentences = []
+            for s in hit.sentences:
+                probability = probabilities.get((article, s.start, s.end))
+                if probability is None:
+                    sentences.append(replace(s, score=s.score + UNREAD_OFFSET))
+                else:
+                    best = max(best, float(probability))
+                    sentences.append(replace(s, score=float(probability)))
+            out.append(replace(hit, score=weight * best + (1 - weight) * hit.score,
+                               sentences=tuple(sentences), answer_probability=best))
+        out.sort(key=lambda h: -h.score)
+        return out
+
+
+def open_reranker(settings) -> ReaderReranker | None:
+    """The shipped reader as a re-ranker when `settings.reranker` is on, else None.
+
+    Raises:
+        ReaderError: the model is missing or damaged (the message names the file).
+    """
+    if not settings.reranker:
+        return None
+    from qa.reader.model import Reader
+
+    return ReaderReranker(Reader(), ReadingPlan(sentences=settings.reader_sentences))
