@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from app_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, start_app
+from app_server import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, ask, start_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,18 +61,6 @@ def page(browser, server):
     page.wait_for_selector("#question textarea")
     yield page
     context.close()
-
-
-def ask(page, question: str):
-    """Type and send a question; the locator of the answer it got."""
-    from playwright.sync_api import expect
-
-    answers = page.locator("#chat .vb-answer")
-    before = answers.count()
-    page.fill("#question textarea", question)
-    page.click("#ask")
-    expect(answers).to_have_count(before + 1)
-    return answers.nth(before)
 
 
 def open_tab(page, name: str) -> None:
