@@ -13,6 +13,9 @@ import sys
 import pytest
 
 from conftest import EVAL, ROOT, read_jsonl
+from qa.answer import relevance
+from qa.config import Settings
+from qa.retriever import Retriever
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +53,38 @@ def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
     assert m["mrr_at_10"] >= 0.70
     assert m["highlight_at_1"] >= 4 / 12
     assert m["abstained_answerable"] <= 1 / 12
+
+
+# Questions scoring closest to the abstention threshold (0.26) on the seed article, from
+# both sides; relevance measured with the ONNX question encoder users get (fp32 torch).
+# Off-topic, hand-written: the article does not answer them.
+NEAR_OFF_TOPIC = [
+    "Which university is best for computer science?",  # 0.237 (0.229)
+    "What will the weather be in Beijing tomorrow?",  # 0.237 (0.225)
+    "How does a semiconductor fab clean its wafers?",  # 0.231 (0.230)
+    "Who won the 2022 World Cup?",  # 0.230 (0.217)
+]
+# Answerable, from seed_dev_paraphrased.jsonl ("may answer" today).
+NEAR_ANSWERABLE = [
+    "How might ordinary people benefit?",  # 0.278 (0.283)
+    "What is the second group called?",  # 0.287 (0.286)
+    "Which legal news outlet wrote about the standards strategy?",  # 0.302 (0.308)
+]
+
+
+def test_the_abstention_default_is_pinned_from_both_sides(seed_settings):
+    # The default abstain_threshold must sit between the two groups: lowered under 0.237
+    # an off-topic question is answered, raised over 0.278 an answerable one abstains.
+    retriever = Retriever.open(seed_settings)  # the question encoder users get
+    answered = [q for q in NEAR_OFF_TOPIC if not retriever.answer(q).abstained]
+    abstained = [q for q in NEAR_ANSWERABLE if retriever.answer(q).abstained]
+    assert (answered, abstained) == ([], [])
+    # The guards are near the default (else they pin nothing): within 0.04 on each side.
+    threshold = Settings().abstain_threshold
+    best = {q: max(relevance(h) for h in retriever.search(q, 15))
+            for q in NEAR_OFF_TOPIC + NEAR_ANSWERABLE}
+    assert max(best[q] for q in NEAR_OFF_TOPIC) >= threshold - 0.04, best
+    assert min(best[q] for q in NEAR_ANSWERABLE) <= threshold + 0.04, best
 
 
 def realtimeqa_slice(tmp_path):
