@@ -58,8 +58,8 @@ def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
 
 
 # Questions scoring closest to the abstention threshold (0.26) on the seed article, from
-# both sides; relevance measured with the ONNX question encoder users get (fp32 torch).
-# Off-topic, hand-written: the article does not answer them.
+# both sides: relevance with the ONNX question encoder users get (in brackets: the torch
+# model in fp32). Off-topic, hand-written: the article does not answer them.
 NEAR_OFF_TOPIC = [
     "Which university is best for computer science?",  # 0.237 (0.229)
     "What will the weather be in Beijing tomorrow?",  # 0.237 (0.225)
