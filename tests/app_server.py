@@ -9,6 +9,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +108,37 @@ def wait_ready(server: AppServer, timeout: float = START_TIMEOUT) -> None:
                 pass
         time.sleep(0.5)
     raise TimeoutError(f"app.py not ready after {timeout} s:\n{server.output()}")
+
+
+def ask(page, question: str):
+    """Type and send a question; the locator of the answer it got."""
+    from playwright.sync_api import expect
+
+    answers = page.locator("#chat .vb-answer")
+    before = answers.count()
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    expect(answers).to_have_count(before + 1)
+    return answers.nth(before)
+
+
+@contextmanager
+def chromium_page(url: str, timeout_ms: int, height: int = 1000) -> Iterator:
+    """A headless Chromium tab on the page at `url`, its question box ready; the tab's
+    `js_errors` collects the page's uncaught errors."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=timeout_ms)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1100, "height": height})
+            context.set_default_timeout(timeout_ms)
+            tab = context.new_page()
+            tab.js_errors = []
+            tab.on("pageerror", lambda e: tab.js_errors.append(str(e)))
+            tab.goto(url)
+            tab.wait_for_selector("#question textarea")
+            yield tab
+        finally:
+            browser.close()

@@ -7,24 +7,42 @@ TEXT = ("Heading here\n\nFirst sentence is about ports. Second sentence names th
         "Third sentence gives wages.\n\nAnother paragraph on ships. It ends here.")
 
 
-def sentence_spans(start, end):
+# Characters of two, three and four bytes before and inside the sentences: offsets count
+# characters, as Python slices do, never bytes.
+WIDE = ("Zürich’s café report\n\nThe café in Zürich opened in 1921. Its owner, Jürgen Müller, "
+        "won the 🎉 Golden Bean in 北京. The prize pays for a roaster.\n\nA last paragraph.")
+
+
+def sentence_spans(start, end, text=TEXT):
     """Sentences paragraph by paragraph, as the chunker makes them."""
     from qa.chunk import split_sentences
     from qa.clean import paragraph_spans
 
-    return [s for a, b in paragraph_spans(TEXT) if a < end and b > start
-            for s in split_sentences(TEXT[max(a, start):min(b, end)], max(a, start))]
+    return [s for a, b in paragraph_spans(text) if a < end and b > start
+            for s in split_sentences(text[max(a, start):min(b, end)], max(a, start))]
 
 
-def hit(start, end, score, similarity=0.6, article="a", best=None):
-    spans = sentence_spans(start, end)
+def hit(start, end, score, similarity=0.6, article="a", best=None, text=TEXT):
+    spans = sentence_spans(start, end, text)
     sentences = tuple(
         ScoredSpan(s.start, s.end, (0.9 if i == best else 0.3), (similarity if i == best else 0.2))
         for i, s in enumerate(spans)
     )
     passage = Passage(id=start, article_id=article, title=f"T{article}", source=f"{article}.txt",
-                      date=None, start=start, end=end, text=TEXT[start:end], sentences=spans)
+                      date=None, start=start, end=end, text=text[start:end], sentences=spans)
     return Hit(passage=passage, score=score, dense_score=similarity, sentences=sentences)
+
+
+def marks(quote, article_text):
+    """Each highlight as (its offset in the article, the text it marks), once the quote is
+    checked to be the article's own characters at its offsets."""
+    assert article_text[quote.start:quote.end] == quote.text
+    return [(quote.start + h.start, quote.text[h.start:h.end]) for h in quote.highlights]
+
+
+def at(article_text, *sentences):
+    """The expected marks: each sentence where the article has it."""
+    return [(article_text.index(s), s) for s in sentences]
 
 
 def test_stitch_joins_overlapping_slices_in_either_order():
@@ -58,10 +76,38 @@ def test_an_articles_quotes_past_the_cap_wait_for_other_articles_and_quotes_are_
     assert answer.confidence == "answered"
     three = build_answer("ports?", hits, k=3, settings=settings)
     assert [q.article_id for q in three.quotes] == ["a", "a", "b"]
-    for quote in answer.quotes:
-        assert TEXT[quote.start:quote.end] == quote.text
-        for span in quote.highlights:
-            assert quote.text[span.start:span.end] in TEXT
+    assert [marks(q, TEXT) for q in answer.quotes] == [
+        at(TEXT, "First sentence is about ports."), at(TEXT, "Another paragraph on ships."),
+        at(TEXT, "Another paragraph on ships."), at(TEXT, "Heading here"),
+    ]
+
+
+def test_a_single_hit_mid_article_marks_its_best_sentence_at_the_articles_offset():
+    start, end = TEXT.index("First"), TEXT.index("\n\nAnother")
+    answer = build_answer("union?", [hit(start, end, 0.9, best=1)], k=1, settings=Settings())
+    (quote,) = answer.quotes
+    assert (quote.start, quote.end) == (start, end) and start > 0
+    assert marks(quote, TEXT) == at(TEXT, "Second sentence names the union.")
+
+
+def test_a_quote_merged_from_overlapping_hits_marks_at_the_articles_offset():
+    # The better hit is the later passage, so the quote starts before it: its highlight
+    # is an offset into the merged quote, not into the passage that ranked first.
+    first, second = TEXT.index("First"), TEXT.index("Second")
+    third_end = TEXT.index("\n\nAnother")
+    hits = [hit(second, third_end, 0.9, best=1), hit(first, TEXT.index("Third") - 1, 0.8)]
+    (quote,) = build_answer("wages?", hits, k=5, settings=Settings()).quotes
+    assert (quote.start, quote.end) == (first, third_end)
+    assert marks(quote, TEXT) == at(TEXT, "Third sentence gives wages.")
+
+
+def test_offsets_count_characters_not_bytes():
+    start = WIDE.index("The café")
+    end = WIDE.index("\n\nA last")
+    (quote,) = build_answer("prize?", [hit(start, end, 0.9, best=1, text=WIDE)], k=1,
+                            settings=Settings()).quotes
+    assert marks(quote, WIDE) == at(WIDE, "Its owner, Jürgen Müller, won the 🎉 Golden Bean in 北京.")
+    assert quote.start == 22  # "Zürich’s café report" and the blank line, in characters
 
 
 def test_low_relevance_abstains_and_offers_the_closest():

@@ -37,6 +37,8 @@ def test_passages_are_verbatim_slices_and_fit_the_budget():
         body = a.text[c.start:c.end]
         assert body == body.strip() and body
         assert count_words([body])[0] + title_cost + SPECIAL_TOKENS <= settings.max_tokens
+        # The chunk is its sentences, first to last.
+        assert (c.sentences[0].start, c.sentences[-1].end) == (c.start, c.end)
         assert all(a.text[s.start:s.end] in body for s in c.sentences)
         assert embedding_text(c, a.text).endswith(body)
 

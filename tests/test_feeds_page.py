@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from app import Page
-from app_server import CHROMIUM, CHROMIUM_ARGS, start_app
+from app_server import ask as ask_on_page, chromium_page, start_app
 from index_helpers import small_corpus
 from qa import feeds
 from web_site import (
@@ -96,32 +96,13 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def page(server):
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 1000})
-        context.set_default_timeout(TIMEOUT_MS)
-        tab = context.new_page()
-        tab.js_errors = []
-        tab.on("pageerror", lambda e: tab.js_errors.append(str(e)))
-        tab.goto(server.url)
-        tab.wait_for_selector("#question textarea")
+    with chromium_page(server.url, TIMEOUT_MS) as tab:
         yield tab
-        browser.close()
 
 
 def ask(page, question: str):
-    from playwright.sync_api import expect
-
     page.get_by_role("tab", name="Chat").click()
-    answers = page.locator("#chat .vb-answer")
-    before = answers.count()
-    page.fill("#question textarea", question)
-    page.click("#ask")
-    expect(answers).to_have_count(before + 1)
-    return answers.nth(before)
+    return ask_on_page(page, question)
 
 
 @pytest.mark.e2e

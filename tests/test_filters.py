@@ -81,7 +81,7 @@ def test_the_article_url_reaches_hits_and_quotes(retriever):
     assert hit.passage.url == "https://example.org/port"
     quotes = retriever.answer("dock workers strike", k=1,
                               filters=Filters(articles=("port",))).quotes
-    assert all(q.url == "https://example.org/port" for q in quotes)
+    assert [q.url for q in quotes] == ["https://example.org/port"]
 
 
 def test_filter_dates_are_read_like_article_dates():

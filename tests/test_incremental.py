@@ -1,6 +1,8 @@
 """Incremental builds: only new and changed articles are embedded; removed ones disappear."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -133,6 +135,32 @@ def test_generations_keep_the_previous_one_and_remove_older(small, fake_embedder
     manifest = read_manifest(small.index_dir / "gen-000004")
     assert manifest.previous == "gen-000003"
     assert manifest.build.added == 1 and manifest.build.kept == 5
+
+
+@pytest.mark.parametrize("field,value", [("url", "https://example.org/harbour/moved"),
+                                         ("title", "Harbour wall: the council decides"),
+                                         ("date", "2025-08-01")])
+def test_a_changed_url_or_title_updates_the_stored_citation(tmp_path, fake_embedder, field,
+                                                            value):
+    # The same text under another link, headline or date: kept as it was, every quote
+    # would cite the old one.
+    record = {"id": "wall", "title": "Harbour wall vote", "url": "https://example.org/harbour",
+              "date": "2025-07-28",
+              "text": "The council voted to rebuild the harbour wall.\n\nWork starts in May."}
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    settings.corpus_dir.mkdir()
+    feed = settings.corpus_dir / "feed.jsonl"
+    feed.write_text(json.dumps(record) + "\n")
+    build_index(settings, fake_embedder)
+    feed.write_text(json.dumps({**record, field: value}) + "\n")
+
+    report = build_index(settings, fake_embedder)
+
+    assert (report.added, report.changed, report.removed, report.kept) == (0, 1, 0, 0)
+    retriever = Retriever.open(settings, fake_embedder)
+    (article,) = retriever.articles()
+    (hit,) = retriever.search("harbour wall", k=1)
+    assert getattr(article, field) == getattr(hit.passage, field) == value
 
 
 # -- with the real model ------------------------------------------------------------------

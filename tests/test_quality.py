@@ -1,9 +1,10 @@
 """Quality regression: `qa eval` on the seed dev sets, a squad-dev slice and a
 realtimeqa-dev slice, with floors.
 
-Floors sit a little under what the default measures today (README "Quality"), so a real
-regression fails while noise does not. `qa eval` asks through Retriever.answer, the path
-users get.
+Each floor sits at least one question under what the default measures today (README
+"Quality"; the same with bf16 and fp32 vectors unless said), so one borderline question
+does not fail the build and a real regression does. Each says how far below today it is.
+`qa eval` asks through Retriever.answer, the path users get.
 """
 import json
 import re
@@ -13,6 +14,9 @@ import sys
 import pytest
 
 from conftest import EVAL, ROOT, read_jsonl
+from qa.answer import relevance
+from qa.config import Settings
+from qa.retriever import Retriever
 
 pytestmark = pytest.mark.slow
 
@@ -27,38 +31,74 @@ def run_eval(tmp_path, articles, questions, *extra):
     return json.loads(result.stdout)
 
 
-def test_seed_dev_set_all_answered_none_of_the_off_topic(tmp_path):
+def test_seed_dev_set_keeps_its_floors(tmp_path):
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev.jsonl",
                  "--unanswerable", str(EVAL / "seed_dev_unanswerable.jsonl"))
     assert (m["answerable"], m["unanswerable"]) == (8, 3)
-    assert m["recall_at_5"] == 1.0
-    assert m["recall_at_1"] >= 0.75
-    assert m["highlight_at_1"] >= 0.6
-    assert m["abstained_answerable"] == 0.0  # no seed question abstains
-    assert m["abstain_recall"] == 1.0  # every off-topic question does
-    assert m["abstain_precision"] == 1.0
+    assert m["recall_at_5"] >= 7 / 8  # today 8/8: one question below
+    assert m["recall_at_1"] >= 6 / 8  # today 7/8: one below
+    assert m["highlight_at_1"] >= 5 / 8  # today 6/8: one below
+    assert m["abstained_answerable"] <= 1 / 8  # today none of 8: one more
+    assert m["abstain_recall"] >= 2 / 3  # today 3/3 off-topic questions abstain: one fewer
+    assert m["abstain_precision"] >= 3 / 4  # today 3/3: one answerable question abstaining
 
 
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
     # Questions worded the way readers ask (issue 11). Measured: recall@5 11/12, recall@1
-    # 8/12, highlight@1 5/12, 1 of 12 abstains, 4 "may answer" (the issue's bar is 12/12,
-    # 9/12, at most 1: README "Quality" says what is still missing).
+    # 8/12, recall@10 12/12, mrr@10 0.763, highlight@1 5/12, 1 of 12 abstains, 4 "may
+    # answer" (the issue's bar is 12/12, 9/12, at most 1: README "Quality" says what is
+    # still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12
-    assert m["recall_at_5"] >= 10 / 12
-    assert m["recall_at_10"] == 1.0
-    assert m["mrr_at_10"] >= 0.70
-    assert m["highlight_at_1"] >= 4 / 12
-    assert m["abstained_answerable"] <= 1 / 12
+    assert m["recall_at_5"] >= 10 / 12  # one question below today
+    assert m["recall_at_10"] >= 11 / 12  # one below
+    assert m["mrr_at_10"] >= 0.68  # 0.083 below: one question found first lost altogether
+    assert m["highlight_at_1"] >= 4 / 12  # one below
+    assert m["abstained_answerable"] <= 2 / 12  # one more than today
+
+
+# Questions scoring closest to the abstention threshold (0.26) on the seed article, from
+# both sides: relevance with the ONNX question encoder users get (in brackets: the torch
+# model in fp32). Off-topic, hand-written: the article does not answer them.
+NEAR_OFF_TOPIC = [
+    "Which university is best for computer science?",  # 0.237 (0.229)
+    "What will the weather be in Beijing tomorrow?",  # 0.237 (0.225)
+    "How does a semiconductor fab clean its wafers?",  # 0.231 (0.230)
+    "Who won the 2022 World Cup?",  # 0.230 (0.217)
+]
+# Answerable, from seed_dev_paraphrased.jsonl ("may answer" today).
+NEAR_ANSWERABLE = [
+    "How might ordinary people benefit?",  # 0.278 (0.283)
+    "What is the second group called?",  # 0.287 (0.286)
+    "Which legal news outlet wrote about the standards strategy?",  # 0.302 (0.308)
+]
+
+
+def test_the_abstention_default_is_pinned_from_both_sides(seed_settings):
+    # The default abstain_threshold must sit between the two groups: lowered under 0.237
+    # an off-topic question is answered, raised over 0.278 an answerable one abstains.
+    retriever = Retriever.open(seed_settings)  # the question encoder users get
+    answered = [q for q in NEAR_OFF_TOPIC if not retriever.answer(q).abstained]
+    abstained = [q for q in NEAR_ANSWERABLE if retriever.answer(q).abstained]
+    assert (answered, abstained) == ([], [])
+    # The guards are near the default (else they pin nothing): within 0.04 on each side.
+    threshold = Settings().abstain_threshold
+    best = {q: max(relevance(h) for h in retriever.search(q, 15))
+            for q in NEAR_OFF_TOPIC + NEAR_ANSWERABLE}
+    assert max(best[q] for q in NEAR_OFF_TOPIC) >= threshold - 0.04, best
+    assert min(best[q] for q in NEAR_ANSWERABLE) <= threshold + 0.04, best
 
 
 def realtimeqa_slice(tmp_path):
-    """Every other question, each with the article that contains an answer and shares the
-    most words with it, plus every 40th article as distractors (92 articles, 67
-    questions), written to tmp_path: the texts are read from ../shared/eval, never kept
-    in the project. Building the whole set's index takes half an hour here; this, seconds.
+    """Every other question, each with the latest article up to its quiz's date that
+    contains an answer (the week's news it asks about), plus every 40th article as
+    distractors (87 articles, 67 questions), written to tmp_path: the texts are read from
+    ../shared/eval, never kept in the project. Building the whole set's index takes half
+    an hour here; this, seconds. The article is picked by date, never by the question's
+    words: the one sharing the most words with it made an easier subset (recall@5 0.836,
+    mrr@10 0.659, highlight@1 0.507 where the whole set has 0.639, 0.514, 0.361).
     """
-    space, word = re.compile(r"\s+"), re.compile(r"\w{4,}")
+    space = re.compile(r"\s+")
 
     def norm(text):
         return space.sub(" ", text).strip().casefold()
@@ -66,33 +106,28 @@ def realtimeqa_slice(tmp_path):
     articles = read_jsonl(EVAL / "realtimeqa-dev" / "articles.jsonl")
     questions = read_jsonl(EVAL / "realtimeqa-dev" / "questions.jsonl")[::2]
     texts = [norm(a["text"]) for a in articles]
-    words = [set(word.findall(t)) for t in texts]
     keep = set(range(0, len(articles), 40))
     for q in questions:
-        asked = set(word.findall(q["question"].casefold()))
-        having = [i for i, t in enumerate(texts) if any(norm(a) in t for a in q["answers"])]
-        keep.update(sorted(having, key=lambda i: (-len(asked & words[i]), i))[:1])
+        quiz_day = f"{q['id'][:4]}-{q['id'][4:6]}-{q['id'][6:8]}"  # ids are YYYYMMDD_n
+        having = [i for i, t in enumerate(texts) if articles[i]["date"] <= quiz_day
+                  and any(norm(a) in t for a in q["answers"])]
+        keep.update(sorted(having, key=lambda i: (articles[i]["date"], -i))[-1:])
     (tmp_path / "articles.jsonl").write_text(
         "".join(json.dumps(articles[i]) + "\n" for i in sorted(keep)))
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
-    return tmp_path / "articles.jsonl", tmp_path / "questions.jsonl", len(questions)
-
-
-# Measured on the slice: recall@5 0.836, mrr@10 0.659, highlight@1 0.507 (56, -, 34 of 67);
-# main before issue 11: 0.791, 0.624, 0.418 (it fails the highlight floor). The whole set
-# is in README "Quality".
-RTQA_FLOORS = {"recall_at_5": 0.74, "mrr_at_10": 0.59, "highlight_at_1": 0.43}
+    return tmp_path / "articles.jsonl", tmp_path / "questions.jsonl", len(questions), len(keep)
 
 
 def test_realtimeqa_slice_keeps_its_floors(tmp_path):
-    # News-quiz questions in other words than the articles' (issue 11).
-    articles, questions, count = realtimeqa_slice(tmp_path)
+    # News-quiz questions in other words than the articles' (issue 11). Measured on the
+    # slice: recall@5 41/67 (0.612), mrr@10 0.495, highlight@1 24/67 (0.358), none abstain.
+    articles, questions, count, kept = realtimeqa_slice(tmp_path)
     m = run_eval(tmp_path, articles, questions)
-    assert m["answerable"] == count == 67
-    assert m["recall_at_5"] >= RTQA_FLOORS["recall_at_5"]
-    assert m["mrr_at_10"] >= RTQA_FLOORS["mrr_at_10"]
-    assert m["highlight_at_1"] >= RTQA_FLOORS["highlight_at_1"]
-    assert m["abstained_answerable"] <= 0.02
+    assert m["answerable"] == count == 67 and kept == 87
+    assert m["recall_at_5"] >= 40 / 67  # one question below today
+    assert m["mrr_at_10"] >= 0.48  # 0.015 below: one question found first lost
+    assert m["highlight_at_1"] >= 23 / 67  # one below
+    assert m["abstained_answerable"] <= 1 / 67  # one more than today
 
 
 def test_squad_slice_keeps_its_floors(tmp_path):
@@ -104,10 +139,12 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::2]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 784 questions, recall@1 0.871, recall@5 0.985, mrr@10 0.920, highlight 0.779
-    # (0.860, 0.982, 0.912, 0.769 before issue 11).
+    # Measured: 784 questions, recall@1 0.871 (683), recall@5 0.985 (772; 771 with fp32
+    # vectors), mrr@10 0.920, highlight 0.779 (611) (0.860, 0.982, 0.912, 0.769 before
+    # issue 11). Questions worded like their paragraph: the floors allow more than one
+    # borderline question, so a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.84
-    assert m["recall_at_5"] >= 0.97
-    assert m["mrr_at_10"] >= 0.89
-    assert m["highlight_at_1"] >= 0.74
+    assert m["recall_at_1"] >= 0.84  # 0.031 (24 questions) below today
+    assert m["recall_at_5"] >= 0.97  # 0.015 (11 questions) below
+    assert m["mrr_at_10"] >= 0.89  # 0.030 below
+    assert m["highlight_at_1"] >= 0.74  # 0.039 (31 questions) below

@@ -20,6 +20,7 @@ def test_every_passage_is_a_verbatim_slice_of_its_article(seed_retriever):
     for passage in passages:
         article_text = seed_retriever.article_text(passage.article_id)
         assert article_text[passage.start:passage.end] == passage.text
+        assert passage.sentences, passage
         for sentence in passage.sentences:
             assert passage.start <= sentence.start < sentence.end <= passage.end
 
