@@ -1,0 +1,87 @@
+"""Reading a follow-up in its conversation (pure: hand-made questions and answers)."""
+import pytest
+
+from qa.followup import continue_frame, needs_context, read_in_context
+from qa.types import Answer, Quote, Span
+
+SENTENCE = "Huawei, Baidu, SenseTime, and chipmaker StepFun formed two alliances."
+
+
+def answered(question: str, text: str = SENTENCE, start: int = 100) -> Answer:
+    quote = Quote(text=f"Intro. {text}", article_id="seed", title="T", source="s.txt",
+                  date=None, start=start, end=start + 7 + len(text), score=0.9,
+                  highlights=(Span(7, 7 + len(text)),))
+    return Answer(question=question, quotes=(quote,))
+
+
+def abstained(question: str) -> Answer:
+    return Answer(question=question, abstained=True, confidence="none")
+
+
+@pytest.mark.parametrize("question", [
+    "And Baidu?", "What about people on Twitter and Reddit?", "how about StepFun",
+    "Why?", "Since when?", "Where was that?", "When did they begin?",
+    "What is it meant to compete with?", "What does he see as the hardest problem?",
+    "Which of them makes chips?", "Why does Washington block their sale?",
+])
+def test_questions_that_lean_on_the_turn_before(question):
+    assert needs_context(question)
+
+
+@pytest.mark.parametrize("question", [
+    "Who formed the Model-Chip Ecosystem Innovation Alliance?",
+    "What hardware did the US export bans target?",
+    "Which platform did Huawei unveil as a rival to Nvidia?",
+    "How many megawatts does the Kelpwater tidal array produce?",
+])
+def test_questions_that_stand_alone(question):
+    assert not needs_context(question)
+
+
+@pytest.mark.parametrize("earlier, rest, expected", [
+    ("What's StepFun good at?", "Baidu", "What's Baidu good at?"),
+    ("How do users on Weibo and Zhihu feel about the alliances?", "people on Twitter and Reddit",
+     "How do users on Twitter and Reddit feel about the alliances?"),
+    ("What is the company known for?", "its rivals", "What is the company known for its rivals?"),
+])
+def test_a_continuation_takes_the_earlier_questions_frame(earlier, rest, expected):
+    assert continue_frame(earlier, rest) == expected
+
+
+def test_without_history_or_without_a_cue_the_question_is_read_alone():
+    history = [("Who formed the new AI alliances?", answered("Who formed the new AI alliances?"))]
+    for question, turns in (("And Baidu?", []),
+                            ("What hardware did the US export bans target?", history)):
+        reading = read_in_context(question, turns)
+        assert (reading.search, reading.reader_question, reading.leans_on) == (
+            question, question, None)
+
+
+def test_a_continuation_is_read_in_the_earlier_frame():
+    earlier = "What's StepFun good at?"
+    reading = read_in_context("And Baidu?", [(earlier, answered(earlier))])
+    assert reading.search == reading.reader_question == "What's Baidu good at?"
+    assert reading.leans_on == earlier
+
+
+def test_a_pronoun_is_read_with_the_earlier_question_and_its_highlighted_sentence():
+    earlier = "Who formed the new AI alliances?"
+    reading = read_in_context("Which of them makes chips?", [(earlier, answered(earlier))])
+    assert reading.search == f"Which of them makes chips? {earlier} {SENTENCE}"
+    assert reading.reader_question == f"{earlier} Which of them makes chips?"
+    # The marked sentence in article offsets: the quote starts at 100, the mark at 7.
+    assert reading.shown == frozenset({("seed", 107, 107 + len(SENTENCE))})
+
+
+def test_it_leans_on_the_latest_turn_that_found_something():
+    first = "Which chips are Chinese firms cut off from?"
+    history = [(first, answered(first, "They cannot buy Nvidia GPUs.")),
+               ("What is the best way to train for a marathon?", abstained("marathon"))]
+    reading = read_in_context("What are they used for?", history)
+    assert reading.leans_on == first and "Nvidia GPUs" in reading.search
+
+
+def test_after_turns_that_found_nothing_a_follow_up_is_a_new_topic():
+    history = [("How do vaccines work?", abstained("How do vaccines work?"))]
+    reading = read_in_context("When did they begin?", history)
+    assert not reading.in_context and reading.search == "When did they begin?"

@@ -1,0 +1,101 @@
+"""The reader's training script end to end on a tiny hand-made training set: pairs, a few
+steps of the real trainer on the real base model, the ONNX export, and the exported
+reader loading and scoring."""
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from qa.reader.train import Recipe, contains_answer, length_grouped_batches, prepare, fit
+
+ARTICLES = [
+    {"id": "Harbour", "title": "Harbour",
+     "text": "The harbour of Stromvik opened in 1901. Its wall was rebuilt in 1950 after a storm."
+             "\n\nFishing boats land cod and haddock there. The harbour master is Ada Lee."
+             "\n\nA ferry leaves for the islands twice a day. Tickets cost four pounds."},
+    {"id": "Bakery", "title": "Bakery",
+     "text": "The Gamma bakery won the regional bread prize. Its rye loaf impressed the judges."
+             "\n\nThe baker thanked her apprentices. She opened the shop in 2010."
+             "\n\nThe bakery sells about four hundred loaves a day."},
+]
+SQUAD = [
+    ("Who is the harbour master?", "Ada Lee", "Harbour", 1),
+    ("When did the harbour open?", "1901", "Harbour", 0),
+    ("What did the bakery win?", "the regional bread prize", "Bakery", 0),
+    ("When did the baker open the shop?", "2010", "Bakery", 1),
+]
+
+
+def write_gz(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+
+
+@pytest.fixture(scope="module")
+def training_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    write_gz(root / "squad-train" / "articles.jsonl.gz", ARTICLES)
+    questions = []
+    for number, (question, answer, article, paragraph) in enumerate(SQUAD):
+        context = next(a for a in ARTICLES if a["id"] == article)["text"].split("\n\n")[paragraph]
+        questions.append({"id": f"q{number}", "question": question, "answers": [answer],
+                          "article": article, "context": context,
+                          "answer_start": context.index(answer)})
+    write_gz(root / "squad-train" / "questions.jsonl.gz", questions)
+    news = [{**a, "id": f"https://news.example/{a['id']}", "url": f"https://news.example/{a['id']}",
+             "date": "2025-01-01"} for a in ARTICLES]
+    write_gz(root / "realtimeqa-train" / "articles.jsonl.gz", news)
+    write_gz(root / "realtimeqa-train" / "questions.jsonl.gz", [{
+        "id": "20250103_1", "question": "How often does the island ferry sail?",
+        "answers": ["twice a day"], "article_ids": [n["id"] for n in news],
+        "answer_article_ids": [news[0]["id"]]}])
+    return root
+
+
+def test_length_grouped_batches_cover_every_pair_once_in_batches_of_like_length():
+    lengths = list(np.random.default_rng(0).integers(10, 200, size=1000))
+    batches = length_grouped_batches(lengths, 16, np.random.default_rng(1), group=8)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(1000))
+    spread = np.mean([np.ptp([lengths[i] for i in b]) for b in batches])
+    assert spread < 0.3 * np.ptp(lengths)  # each batch holds pairs of similar length
+
+
+def test_the_answer_rule_is_the_eval_sets():
+    assert contains_answer("The harbour  master is ADA Lee.", ["Ada Lee"])
+    assert not contains_answer("The harbour master is Ada.", ["Ada Lee"])
+
+
+@pytest.mark.slow
+def test_prepare_fit_and_export_make_a_reader_that_loads(training_data, tmp_path):
+    from qa.reader.export import export_reader
+    from qa.reader.model import Reader
+
+    recipe = Recipe(squad_questions=len(SQUAD), news_repeats=2, batch_size=8,
+                    squad_other_article=1.0)
+    pairs_file = prepare(training_data, tmp_path / "work", recipe)
+    with gzip.open(pairs_file, "rt", encoding="utf-8") as handle:
+        pairs = [json.loads(line) for line in handle]
+    positives = [p for p in pairs if p["label"] == 1.0]
+    assert {p["text"] for p in positives} >= {
+        "Harbour: The harbour master is Ada Lee.",
+        "Bakery: The Gamma bakery won the regional bread prize."}
+    # Negatives never hold the answer of their question.
+    answers = {q: a for q, a, _, _ in SQUAD} | {
+        "How often does the island ferry sail?": "twice a day"}
+    assert all(answers[p["question"]].lower() not in p["text"].lower()
+               for p in pairs if p["label"] == 0.0)
+    assert len(pairs) > 2 * len(positives)
+
+    trained = fit(tmp_path / "work", recipe)
+    log = json.loads((trained / "training_log.json").read_text())
+    assert log["pairs"] == len(pairs) and log["history"]
+    info = export_reader(trained, tmp_path / "model")
+    reader = Reader(tmp_path / "model")
+    assert reader.fingerprint == info.fingerprint
+    scores = reader.score("Who is the harbour master?", ["Harbour: The harbour master is Ada Lee.",
+                                                         "Bakery: The baker thanked her apprentices."])
+    assert scores.shape == (2,) and ((scores > 0) & (scores < 1)).all()
