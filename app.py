@@ -622,7 +622,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="app.py", description="Serve the Verbatim page (builds the index first if missing).",
         epilog="Environment: VERBATIM_HOST, VERBATIM_PORT, VERBATIM_AUTH=user:password, "
-               "VERBATIM_CORPUS, VERBATIM_INDEX, VERBATIM_MODEL.",
+               "VERBATIM_CORPUS, VERBATIM_INDEX, VERBATIM_MODEL, "
+               "VERBATIM_FORWARDED_ALLOW_IPS.",
     )
     p.add_argument("--host", default=os.environ.get("VERBATIM_HOST", DEFAULT_HOST),
                    help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
@@ -635,6 +636,12 @@ def parser() -> argparse.ArgumentParser:
                    help="let URLs typed into the page reach loopback, private and link-local "
                         "addresses (off by default: visitors cannot make the server fetch its "
                         "own network)")
+    p.add_argument("--forwarded-allow-ips", metavar="ADDRESSES",
+                   default=os.environ.get("VERBATIM_FORWARDED_ALLOW_IPS") or None,
+                   help="behind a reverse proxy: the proxy's addresses (comma-separated, "
+                        "or networks), whose X-Forwarded-For names the client; by default "
+                        "no forwarded header is believed and every client is the "
+                        "connection's peer (VERBATIM_FORWARDED_ALLOW_IPS)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     add_engine_options(p)
     return p
@@ -689,7 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"JSON API at {first}/api, its docs at {first}/docs", flush=True)
 
     try:
-        serve(app, args.host, args.port, on_ready=ready)
+        serve(app, args.host, args.port, on_ready=ready,
+              forwarded_allow_ips=args.forwarded_allow_ips)
     except OSError as exc:  # most often: the port is taken
         print(f"error: cannot serve on {args.host}:{args.port}: {exc}. Pick another port with "
               "--port or VERBATIM_PORT.", file=sys.stderr)

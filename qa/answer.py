@@ -1,14 +1,37 @@
 """Hits -> verbatim Quotes with the answering sentence marked, or an abstention."""
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.chunk import is_heading
+from qa.clean import masthead
 from qa.config import Settings
 from qa.scoring import ANSWERED, NONE, confidence
 from qa.types import Answer, Hit, Quote, ScoredSpan, Span
+
+
+# A question about who wrote, edited or reported a piece: the only kind a byline answers.
+_BYLINE_QUESTION = re.compile(
+    r"\b(wr[io]te|written|writers?|edit(s|ed|or|ors|ing)?|authors?|authored|by-?lines?|"
+    r"reporters?|reported by|journalists?|credited)\b", re.IGNORECASE)
+
+
+def is_byline(text: str) -> bool:
+    """Is this passage a page's byline and nothing else ("Edited By", a name, a role)?"""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    return bool(paragraphs) and all(kind == "byline" for kind in masthead(paragraphs))
+
+
+def answering_hits(question: str, hits: Sequence[Hit]) -> list[Hit]:
+    """`hits` without bylines, unless the question asks who wrote or edited: a name in a
+    byline looks like the answer to any "who" question (it was quoted for 4 of the 37
+    seed questions, none about the author)."""
+    if _BYLINE_QUESTION.search(question):
+        return list(hits)
+    return [hit for hit in hits if not is_byline(hit.passage.text)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +155,8 @@ def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings)
     the first few); "low" quotes them all, best first (each may answer); "answered" leaves
     out quotes below the abstention threshold.
     """
-    ranked = diversify(merge_overlapping(hits), settings.max_quotes_per_article)
+    ranked = diversify(merge_overlapping(answering_hits(question, hits)),
+                       settings.max_quotes_per_article)
     best = max((m.relevance for m in ranked), default=0.0)
     # Relevance is the reader's probability when it read the hits, else a cosine.
     read = any(h.answer_probability is not None for h in hits)

@@ -13,6 +13,7 @@ import dataclasses
 import fcntl
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import socket
@@ -23,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException
 
 from qa.config import MODES, Settings
 from qa.errors import ConfigError, QAError
@@ -41,6 +42,15 @@ REALM = 'Basic realm="Verbatim", charset="UTF-8"'
 # Shown on the page's login form: a throttled login gets no other answer there.
 LOGIN_NOTE = ("After 5 wrong passwords from one address, each further try waits: 1 s, "
               "then 2, 4, … up to 5 minutes.")
+# Request bodies: a question is at most 2,000 characters, so 1 MiB leaves room for a long
+# articles filter (about 25,000 ids); the page's own requests (Gradio's queue, which
+# posts the chat history back) get more; uploads are Gradio's, capped per file by it.
+API_MAX_BODY = 2**20
+PAGE_MAX_BODY = 16 * 2**20
+# Echoed values (a field name, a bad value) are cut to this many characters in errors.
+ECHO_CHARS = 80
+MAX_MESSAGE_CHARS = 400
+API_ROUTES = ("/api/ask", "/api/search")
 
 
 class ApiError(Exception):
@@ -57,8 +67,10 @@ class Question(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(description="Free text; at most max_question_chars (2,000).")
-    k: int | None = Field(None, description="How many quotes (ask) or passages (search); "
-                          "1 to max_k (VERBATIM_MAX_K, default 100). Default 5.")
+    # Strict: true, "5" and 2.0 are not a count (a lax int took true as 1).
+    k: int | None = Field(None, ge=1, strict=True,
+                          description="How many quotes (ask) or passages (search); 1 to max_k "
+                          "(VERBATIM_MAX_K, default 100). Default 5.")
     mode: Literal["hybrid", "dense", "bm25"] | None = Field(
         None, description="hybrid (meaning + words, the default), dense or bm25.")
     articles: list[str] = Field(default_factory=list,
@@ -72,8 +84,103 @@ class Question(BaseModel):
         return Filters(tuple(self.articles), self.date_from, self.date_to)
 
 
+def question_model(max_k: int) -> type[Question]:
+    """Question with k's upper bound, so the OpenAPI schema states the whole range."""
+    k = Question.model_fields["k"]
+    return create_model("Question", __base__=Question, __doc__=Question.__doc__,
+                        k=(int | None, Field(None, ge=1, le=max_k, strict=True,
+                                             description=k.description)))
+
+
+def with_body(model: type[BaseModel]) -> Callable[[Callable], Callable]:
+    """Declare an endpoint's `body` to be `model`, a class made at run time (a string
+    annotation would not find it)."""
+    def declare(endpoint: Callable) -> Callable:
+        endpoint.__annotations__["body"] = model
+        return endpoint
+    return declare
+
+
+def clip(text: str, chars: int = ECHO_CHARS) -> str:
+    """`text` cut to about `chars` characters, saying how much was left out."""
+    if len(text) <= chars:
+        return text
+    return f"{text[:chars]}… ({len(text) - chars:,} more characters)"
+
+
+def _shown(value: object) -> str:
+    return clip(repr(value))
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    # Messages may quote what the client sent (a bad date, an unknown field): never all of it.
+    return JSONResponse({"error": clip(message, MAX_MESSAGE_CHARS)}, status_code=status,
+                        headers=headers)
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over its cap (413); raised while the body is being received."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {_human(limit)}, the most "
+                              "this server reads")
+
+
+def _human(n: int) -> str:
+    from qa.render import human_size
+
+    return human_size(n)
+
+
+class BodyLimit:
+    """ASGI middleware: request bodies are capped by path (`limit_of`), and counted as they
+    arrive, so an oversized body is refused before it is read, let alone parsed. A declared
+    Content-Length over the cap is answered 413 at once, without reading a byte of it."""
+
+    def __init__(self, app: Any, limit_of: Callable[[str], int | None]) -> None:
+        self.app, self.limit_of = app, limit_of
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        limit = self.limit_of(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _error(413, BodyTooLarge(limit).detail, {"Connection": "close"})(
+                scope, receive, send)
+            return
+        received, started = 0, False
+
+        async def counted() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def watched(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge as exc:  # raised outside any app's exception handling
+            if started:
+                raise
+            await _error(413, exc.detail, {"Connection": "close"})(scope, receive, send)
+
+
+def body_limit(path: str) -> int | None:
+    """The cap on a request body to `path` (None: Gradio's upload, capped per file by it)."""
+    if path.startswith("/api/") or path.rstrip("/") in ("/login", "/openapi.json", "/docs"):
+        return API_MAX_BODY
+    if path.rstrip("/").endswith("/upload"):
+        return None
+    return PAGE_MAX_BODY
 
 
 def client_address(scope_or_request: Any) -> str:
@@ -124,8 +231,9 @@ class ThrottledLogin:
         wait = self.throttle.retry_after(client)
         if wait > 0:
             message, headers = _wait_message(wait)
-            response = JSONResponse({"detail": message[0].upper() + message[1:] + "."},
-                                    status_code=429, headers=headers)
+            # "detail" is what Gradio's login form shows; "error" is every API error's key.
+            response = JSONResponse({"detail": message[0].upper() + message[1:] + ".",
+                                     "error": message}, status_code=429, headers=headers)
             await response(scope, receive, send)
             return
 
@@ -167,12 +275,16 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
             "the same JSON as the page's `/ask` and `/search`. With a login "
             "(VERBATIM_AUTH=user:password), send it with HTTP Basic; after 5 wrong "
             "passwords from one address each try waits longer (429, Retry-After). Errors "
-            'are `{"error": "..."}` with a 4xx/5xx status.'
+            'are `{"error": "..."}` with a 4xx/5xx status; a body over 1 MB is refused '
+            "(413)."
         ),
         version="1",
         docs_url=None, redoc_url=None, openapi_url=None,  # added below, behind the login
     )
     app.add_middleware(ThrottledLogin, throttle=throttle)
+    # Outermost: a body over its cap is refused before anything else reads it.
+    app.add_middleware(BodyLimit, limit_of=body_limit)
+    Body = question_model(settings.max_k)
 
     def login(request: Request) -> None:
         if auth is None:
@@ -201,18 +313,33 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
-        where = [str(part) for part in first.get("loc", ()) if part != "body"]
-        if first.get("type") == "json_invalid":
+        where = [clip(str(part)) for part in first.get("loc", ()) if part != "body"]
+        kind, given = first.get("type"), first.get("input")
+        if kind == "json_invalid":
             return _error(400, f"the request body is not valid JSON ({first.get('msg')})")
         if not where:
             return _error(422, "send a JSON object: {\"question\": \"...\", \"k\": 5, "
                                "\"mode\": \"hybrid\"}")
-        field, given = where[0], first.get("input")
+        field = where[0]
         if field == "k" and len(where) == 1:
-            return _error(422, f"k must be a whole number, got {given!r}")
+            if kind == "greater_than_equal":
+                return _error(422, f"k must be > 0, got {_shown(given)}")
+            if kind == "less_than_equal":
+                return _error(422, f"k must be at most {settings.max_k}, got {_shown(given)} "
+                                   "(the max_k setting, VERBATIM_MAX_K)")
+            return _error(422, f"k must be a whole number, got {_shown(given)}")
         if field == "mode" and len(where) == 1:
-            return _error(422, f"mode must be one of {', '.join(MODES)}, got {given!r}")
+            return _error(422, f"mode must be one of {', '.join(MODES)}, got {_shown(given)}")
         return _error(422, f"{'.'.join(where)}: {first.get('msg')}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not UTF-8, a body over the cap) in the
+        # API's one error shape.
+        message = str(exc.detail)
+        if exc.status_code == 400:
+            message = f"the request body could not be read as JSON ({exc.detail}); send UTF-8 JSON"
+        return _error(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(QAError)
     async def qa_error(request: Request, exc: QAError) -> JSONResponse:
@@ -229,6 +356,7 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
 
     @app.post("/api/ask", dependencies=guarded, response_model=None,
               responses={200: {"model": Answer, "description": "The answer"}})
+    @with_body(Body)
     async def ask(body: Question) -> JSONResponse:
         """The answer as verbatim quotes with highlight spans, or an abstention."""
         answer = await run(lambda: retriever().answer(body.question, body.k, mode=body.mode,
@@ -237,6 +365,7 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
 
     @app.post("/api/search", dependencies=guarded, response_model=None,
               responses={200: {"model": list[Hit], "description": "The passages, best first"}})
+    @with_body(Body)
     async def search(body: Question) -> JSONResponse:
         """The k best passages, with their fused, dense and BM25 scores."""
         hits = await run(lambda: retriever().search(body.question, body.k, mode=body.mode,
@@ -249,9 +378,74 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
 
     @app.get("/docs", dependencies=guarded, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Verbatim API")
+        # Rendered here from the schema: Swagger UI would load its script from a CDN
+        # (blank offline, and a third party's code in the browser).
+        return HTMLResponse(docs_html(app.openapi()), headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+    # Before the page's mount at "/": every other path under /api/ is the API's to answer,
+    # in its error shape (Gradio would say {"detail": "Not Found"}).
+    @app.api_route("/api/{rest:path}", dependencies=guarded, include_in_schema=False,
+                   methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    async def elsewhere(request: Request, rest: str) -> JSONResponse:
+        if request.url.path.rstrip("/") in API_ROUTES:
+            return _error(405, f"use POST for {request.url.path}, not {request.method}",
+                          {"Allow": "POST"})
+        return _error(404, f"there is no {clip(request.url.path)} in the API; it has "
+                           "POST /api/ask and POST /api/search (see /docs)")
 
     return app
+
+
+def docs_html(spec: dict) -> str:
+    """The API's documentation as one self-contained page: each endpoint, its fields with
+    their types, bounds and descriptions, and a link to the schema. Nothing is loaded."""
+    from html import escape
+
+    schemas = spec.get("components", {}).get("schemas", {})
+
+    def kind(field: dict) -> str:
+        options = field.get("anyOf", [field])
+        shown = []
+        for option in options:
+            name = option.get("type") or option.get("$ref", "").rsplit("/", 1)[-1] or "any"
+            if "enum" in option:
+                name = " | ".join(json.dumps(v) for v in option["enum"])
+            elif name == "array":
+                name = f"list of {option.get('items', {}).get('type', 'any')}"
+            if "minimum" in option or "maximum" in option:
+                low, high = (f"{option[b]:g}" if b in option else "" for b in ("minimum",
+                                                                                "maximum"))
+                name += f" ({low} to {high})"
+            shown.append(name)
+        return " or ".join(shown)
+
+    parts = [f"<h1>{escape(spec['info']['title'])}</h1>",
+             f"<p>{escape(spec['info'].get('description', ''))}</p>",
+             '<p>The schema: <a href="/openapi.json">/openapi.json</a> (OpenAPI '
+             f"{escape(spec.get('openapi', ''))}).</p>"]
+    for path, methods in spec.get("paths", {}).items():
+        for method, operation in methods.items():
+            parts.append(f"<h2><code>{escape(method.upper())} {escape(path)}</code></h2>"
+                         f"<p>{escape(operation.get('description') or operation.get('summary', ''))}</p>")
+            ref = (operation.get("requestBody", {}).get("content", {})
+                   .get("application/json", {}).get("schema", {}).get("$ref", ""))
+            body = schemas.get(ref.rsplit("/", 1)[-1], {})
+            required = set(body.get("required", ()))
+            rows = "".join(
+                f"<tr><td><code>{escape(name)}</code></td><td>{escape(kind(field))}</td>"
+                f"<td>{'required' if name in required else 'optional'}</td>"
+                f"<td>{escape(field.get('description', ''))}</td></tr>"
+                for name, field in body.get("properties", {}).items())
+            if rows:
+                parts.append("<table><tr><th>field</th><th>type</th><th></th><th></th></tr>"
+                             f"{rows}</table>")
+    style = ("body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+             "padding:0 1rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+             "padding:.3rem .5rem;text-align:left;vertical-align:top}")
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(spec['info']['title'])}</title><style>{style}</style></head>"
+            f"<body>{''.join(parts)}</body></html>")
 
 
 # -- serving ---------------------------------------------------------------------------------
@@ -332,7 +526,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: Any, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
+def serve(app: Any, host: str, port: int, on_ready: Callable[[], None] | None = None,
+          forwarded_allow_ips: str | None = None) -> None:
     """Serve `app` until SIGINT/SIGTERM; `on_ready` runs once it accepts connections.
 
     Raises:
@@ -348,8 +543,20 @@ def serve(app: Any, host: str, port: int, on_ready: Callable[[], None] | None = 
             if on_ready is not None and not self.should_exit:
                 on_ready()
 
+    Server(server_config(app, forwarded_allow_ips)).run(sockets=[sock])
+
+
+def server_config(app: Any, forwarded_allow_ips: str | None = None) -> Any:
+    """How uvicorn serves `app`. X-Forwarded-For and -Proto are believed only from the
+    proxies named in `forwarded_allow_ips` (comma-separated addresses or networks, "*"
+    for any); None believes nobody, so the address a login is throttled by is always the
+    connection's peer. (uvicorn's own default believes 127.0.0.1, which let any local
+    client, or anything a local proxy passes on, name its own address.)"""
+    import uvicorn
+
     # A stopping server waits at most this long for open streams (a page's event stream
     # stays open as long as its tab).
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=3)
-    Server(config).run(sockets=[sock])
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                          timeout_graceful_shutdown=3,
+                          proxy_headers=bool(forwarded_allow_ips),
+                          forwarded_allow_ips=forwarded_allow_ips or "")

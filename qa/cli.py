@@ -177,7 +177,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from qa.info import index_info
 
-    print(index_info(_settings(args)))
+    print(printable(index_info(_settings(args))))
     return 0
 
 
@@ -213,8 +213,8 @@ def _web_report(args: argparse.Namespace, settings: Settings, report, embedder) 
         report = index_if_stored(report, settings, embedder, on_progress=bars,
                                  wait_seconds=args.wait)
         bars.close()
-    for line in report.lines():
-        print(line, flush=True)
+    for line in report.lines():  # URLs, titles and messages from the web: escaped
+        print(printable(line), flush=True)
     if args.no_index and report.stored:
         print(f"{report.stored} new articles stored; run `python -m qa index` to search them")
     return 1 if report.failures else 0
@@ -251,14 +251,15 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     if args.feeds_command == "add":
         for url in args.urls:
             feed, added = feeds.follow(settings.corpus_dir, url)
-            print(f"following {feed.url}" if added else f"already following {feed.url}")
+            print(printable(f"following {feed.url}" if added else
+                            f"already following {feed.url}"))
         print("its articles are fetched by `python -m qa feeds update`")
         return 0
     if args.feeds_command == "remove":
         for url in args.urls:
             feed = feeds.unfollow(settings.corpus_dir, url)
-            print(f"stopped following {feed.url} (the {feed.stored} articles stored from it "
-                  "stay in the corpus)")
+            print(printable(f"stopped following {feed.url} (the {feed.stored} articles stored "
+                            "from it stay in the corpus)"))
         return 0
     if args.feeds_command == "list":
         listed = feeds.read_feeds(settings.corpus_dir).feeds
@@ -266,11 +267,13 @@ def cmd_feeds(args: argparse.Namespace) -> int:
             print("no feeds followed; add one with `python -m qa feeds add URL`")
         for feed in listed:
             checked = (feed.checked or "").replace("T", " ").replace("+00:00", " UTC")
-            print(feed.url)
-            print(f"    {feed.title or '(title not known yet)'} · {feed.stored} articles stored"
-                  + (f" · {len(feed.pending)} waiting" if feed.pending else "")
-                  + (f" · checked {checked}: {feed.status}" if feed.checked else
-                     " · never checked"))
+            # The title and status come from the feed's server: escaped.
+            print(printable(feed.url))
+            print(printable(f"    {feed.title or '(title not known yet)'} · {feed.stored} "
+                            "articles stored"
+                            + (f" · {len(feed.pending)} waiting" if feed.pending else "")
+                            + (f" · checked {checked}: {feed.status}" if feed.checked else
+                               " · never checked")))
         return 0
     return _feeds_update(args, settings)
 
@@ -299,8 +302,8 @@ def _feeds_update(args: argparse.Namespace, settings: Settings) -> int:
               flush=True)
         try:
             poll(run_once, every,
-                 report_error=lambda message: print(f"error: {message}", file=sys.stderr,
-                                                    flush=True))
+                 report_error=lambda message: print(f"error: {printable(message)}",
+                                                    file=sys.stderr, flush=True))
         except KeyboardInterrupt:
             pass
     return 0

@@ -408,8 +408,10 @@ def add_urls(corpus_dir: Path, urls: Sequence[str], fetcher: Fetcher,
 
 # -- updating feeds ------------------------------------------------------------------------
 def _poll_feed(corpus_dir: Path, fetcher: Fetcher, feed: Feed, known: Known,
-               on_progress: OnProgress) -> tuple[Feed, FeedResult, Known]:
-    """One feed: fetch it (conditionally), queue its new items, fetch the queue."""
+               on_progress: OnProgress, save: Callable[[Feed], None] = lambda feed: None
+               ) -> tuple[Feed, FeedResult, Known]:
+    """One feed: fetch it (conditionally), queue its new items, fetch the queue. `save`
+    gets the feed's state after each article stored, so a killed update loses no count."""
     notes = []
     not_modified = False
     try:
@@ -455,6 +457,9 @@ def _poll_feed(corpus_dir: Path, fetcher: Fetcher, feed: Feed, known: Known,
                 result = replace(result, message=result.message + " (will be tried again)")
         else:
             feed = feed.done(item.url)
+            if result.status == "stored":
+                feed = replace(feed, stored=_stored(feed, known, 1))
+                save(feed)
         results.append(result)
     stored = sum(1 for r in results if r.status == "stored")
     present = sum(1 for r in results if r.status == "present")
@@ -466,8 +471,15 @@ def _poll_feed(corpus_dir: Path, fetcher: Fetcher, feed: Feed, known: Known,
     if len(feed.pending) > len(retried):
         notes.append(f"{len(feed.pending) - len(retried)} more waiting for the next update")
     message = "; ".join(notes)
-    feed = replace(feed, checked=now_iso(), status=message, stored=feed.stored + stored)
+    feed = replace(feed, checked=now_iso(), status=message, stored=_stored(feed, known))
     return feed, FeedResult(feed.url, ok, message, tuple(results)), known
+
+
+def _stored(feed: Feed, known: Known, new: int = 0) -> int:
+    """The feed's count of stored articles: what it counted, or what the corpus holds from
+    it if that is more (an update killed after storing an article, before saving its count,
+    left it uncounted)."""
+    return max(feed.stored + new, known.stored_from(feed.url))
 
 
 def update_feeds(corpus_dir: Path, fetcher: Fetcher, on_progress: OnProgress = _no_progress,
@@ -500,16 +512,19 @@ def update_feeds(corpus_dir: Path, fetcher: Fetcher, on_progress: OnProgress = _
         results = []
         for number, feed in enumerate(feeds):
             on_progress(f"Feed {number + 1} of {len(feeds)}: {feed.url}", number, len(feeds))
+            def save(polled: Feed) -> None:  # a feed removed meanwhile stays removed
+                _change_feeds(folder, lambda current:
+                              current.put(polled) if current.find(polled.url) else current)
+
             try:
-                polled, result, known = _poll_feed(folder, fetcher, feed, known, on_progress)
+                polled, result, known = _poll_feed(folder, fetcher, feed, known, on_progress,
+                                                   save)
             except Exception as exc:  # one bad feed never stops the others
                 log.exception("updating %s failed", feed.url)
                 polled = replace(feed, checked=now_iso(), status=f"unexpected error: {exc}")
                 result = FeedResult(feed.url, False, polled.status or "")
             results.append(result)
-            # Saved per feed; a feed removed meanwhile stays removed.
-            _change_feeds(folder, lambda current, p=polled:
-                          current.put(p) if current.find(p.url) else current)
+            save(polled)
         return tuple(results)
     finally:
         lock.release()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import threading
 import time
 import urllib.robotparser
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
@@ -39,6 +41,23 @@ METADATA_ADDRESSES = frozenset({"169.254.169.254", "169.254.170.2", "100.100.100
                                 "fd00:ec2::254"})
 PRIVATE_HINT = ("the page fetches public addresses only; the operator can start app.py with "
                 "--allow-private-urls, or use `python -m qa add` on the server")
+# The Content-Encodings Verbatim asks for and undoes itself (stdlib zlib, so every layer's
+# output is bounded as it is produced); any other encoding is refused, never decoded.
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+# "gzip, gzip" happens (a proxy compressing again); a longer stack is an attack.
+MAX_ENCODINGS = 3
+# The most one decoding layer produces at a time: memory stays O(layers x this) whatever
+# the compression ratio (1 GiB of zeros is 1 MB of gzip, 1 KB of "gzip, gzip").
+DECODE_STEP = 64 * 1024
+# Hosts made only of numbers that are not a plain dotted quad: 0177.0.0.1, 0x7f.1,
+# 2130706433, 127.1. Resolvers read them as IPv4 in ways that differ; refused as typos
+# or tricks.
+_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?", re.IGNORECASE)
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known
+# prefix (RFC 6052) and its local-use one (RFC 8215).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # IPv4-translated (RFC 2765)
 
 
 class FetchError(QAError):
@@ -70,7 +89,10 @@ def normalize_url(url: str) -> str:
         raise UrlError("empty URL")
     if any(ch.isspace() or ord(ch) < 32 for ch in text):
         raise UrlError(f"{text!r} contains spaces or control characters; is it one URL?")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # "http://[::1": an IPv6 bracket never closed
+        raise UrlError(f"{text!r} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         hint = " (add https:// in front)" if not parts.scheme else ""
@@ -84,6 +106,7 @@ def normalize_url(url: str) -> str:
         raise UrlError(f"{text!r} has a bad port ({exc})") from None
     if not host:
         raise UrlError(f"{text!r} has no host name")
+    _check_host(text, host)
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")
@@ -94,6 +117,24 @@ def normalize_url(url: str) -> str:
     default = {"http": 80, "https": 443}[scheme]
     netloc = host if port in (None, default) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _check_host(url: str, host: str) -> None:
+    """Refuse an IPv6 literal that is no address and a numeric host that is not a plain
+    dotted quad (octal, hex, a single number, too few or too many parts)."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise UrlError(f"{url!r} is not a valid URL ([{host}] is not an IPv6 "
+                           "address)") from None
+    elif _NUMERIC_HOST.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise UrlError(f"{url!r} has a host that looks like an IP address but is not "
+                           f"written as one ({host}); write it as four decimal numbers "
+                           "without leading zeros, e.g. 192.0.2.1") from None
 
 
 def canonical_url(url: str) -> str:
@@ -116,6 +157,15 @@ def address_problem(address: str) -> str | None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            form, ipv4 = embedded
+            problem = address_problem(str(ipv4))
+            if problem:
+                return f"{form} form of a {problem}"
+            if ip in _NAT64[0]:  # how an IPv6-only network reaches a public IPv4 site
+                return None
     if str(ip) in METADATA_ADDRESSES:
         return "cloud metadata"
     for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
@@ -123,6 +173,25 @@ def address_problem(address: str) -> str | None:
             return kind.replace("_", "-")
     if not ip.is_global:  # shared (100.64/10), documentation, benchmarking ranges...
         return "non-public"
+    return None
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """(the form, the IPv4 address) an IPv6 transition address carries, or None: 6to4
+    (2002::/16), Teredo (2001::/32, its client), NAT64 (64:ff9b::/96, 64:ff9b:1::/48),
+    IPv4-translated (::ffff:0:0:0/96) and IPv4-compatible (::/96 but :: and ::1). Such an
+    address can route to the IPv4 one, so it is judged by it."""
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]
+    last = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in net for net in _NAT64):
+        return "NAT64", last
+    if ip in _TRANSLATED:
+        return "IPv4-translated", last
+    if int(ip) >> 32 == 0 and int(ip) > 1:
+        return "IPv4-compatible", last
     return None
 
 
@@ -151,19 +220,64 @@ def refuse_private(host: str, addresses: list[str],
 
 
 # -- connections -----------------------------------------------------------------------------
+class _Deadline(threading.local):
+    """When the request this thread is making must be over (None: no request). Per thread,
+    not per connection: a kept-alive connection serves one request after another."""
+
+    at: float | None = None
+
+    def left(self, timeout: float | None, error: type[Exception]) -> float | None:
+        """`timeout` shortened to what is left before the deadline; `error` once past it."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise error("the request's deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake waits at most until the
+    deadline, so a server that dribbles its headers a byte at a time cannot hold a fetch
+    (httpx's own timeouts count silence between bytes, not the whole)."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._inner, self._deadline = inner, deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        inner = self._inner.start_tls(ssl_context, server_hostname,
+                                      self._deadline.left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(inner, self._deadline)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves the host itself, checks every address, and connects to a checked one.
+    """Resolves the host itself, checks every address, and connects to a checked one;
+    every connection keeps to the deadline of the request using it.
 
     TLS still verifies the certificate against the host name (httpcore passes the name,
     not the address, as the server name).
     """
 
     def __init__(self, allow_private: bool, resolver: Callable[[str, int], list[str]],
-                 address_policy: Callable[[str], str | None]) -> None:
+                 address_policy: Callable[[str], str | None],
+                 deadline: _Deadline | None = None) -> None:
         self._inner = httpcore.SyncBackend()
         self._allow_private = allow_private
         self._resolve = resolver
         self._problem = address_policy
+        self._deadline = deadline or _Deadline()
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         addresses = self._resolve(host, port)
@@ -173,8 +287,10 @@ class _GuardedBackend(httpcore.NetworkBackend):
             refuse_private(host, addresses, self._problem)
         for number, address in enumerate(addresses, start=1):
             try:
-                return self._inner.connect_tcp(address, port, timeout, local_address,
-                                               socket_options)
+                stream = self._inner.connect_tcp(
+                    address, port, self._deadline.left(timeout, httpcore.ConnectTimeout),
+                    local_address, socket_options)
+                return _DeadlineStream(stream, self._deadline)
             except (httpcore.ConnectError, httpcore.ConnectTimeout):
                 if number == len(addresses):
                     raise  # the last address's error is the one reported
@@ -225,6 +341,71 @@ class HostGate:
                 yield
             finally:
                 self._last[host] = self._clock()
+
+
+# -- decoding --------------------------------------------------------------------------------
+def content_encodings(values: Iterable[str]) -> list[str]:
+    """The Content-Encoding layers to undo, in the order they were applied.
+
+    Raises:
+        FetchError: an encoding Verbatim did not ask for (br, zstd, compress...), or more
+            than MAX_ENCODINGS layers.
+    """
+    layers = [v.strip().lower() for v in values if v.strip().lower() not in ("", "identity")]
+    for layer in layers:
+        if layer not in _WBITS:
+            raise FetchError(f"the server sent Content-Encoding {layer[:40]}, which Verbatim "
+                             f"does not read (it asks for {ACCEPT_ENCODING} only)")
+    if len(layers) > MAX_ENCODINGS:
+        raise FetchError(f"the server stacked {len(layers)} content encodings "
+                         f"({', '.join(layers)[:80]}); at most {MAX_ENCODINGS} are read")
+    return layers
+
+
+def decode(chunks: Iterable[bytes], encodings: list[str]) -> Iterator[bytes]:
+    """`chunks` with every layer of `encodings` undone, the last applied first. Each layer
+    yields at most DECODE_STEP bytes at a time and only when asked, so a consumer that
+    stops at a cap never holds more than a few steps per layer."""
+    stream: Iterable[bytes] = chunks
+    for encoding in reversed(encodings):
+        stream = _inflate(stream, encoding)
+    return iter(stream)
+
+
+def _inflate(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """One gzip or deflate layer undone. gzip may hold several members (each is read);
+    "deflate" is meant to be zlib-wrapped, but raw deflate is common and read too."""
+    wbits = _WBITS[encoding]
+    inflater = zlib.decompressobj(wbits)
+    started = finished = False
+    for data in chunks:
+        while data and not finished:
+            try:
+                out = inflater.decompress(data, DECODE_STEP)
+            except zlib.error as exc:
+                if encoding == "deflate" and not started and wbits > 0:
+                    wbits = -zlib.MAX_WBITS  # no zlib header: raw deflate
+                    inflater = zlib.decompressobj(wbits)
+                    continue
+                raise FetchError(f"the {encoding}-compressed body is damaged ({exc})") \
+                    from None
+            started = True
+            if out:
+                yield out
+            data = inflater.unconsumed_tail
+            if not data and len(out) == DECODE_STEP:
+                data = b""  # maybe more output is waiting: asked for below
+                while len(out) == DECODE_STEP and not inflater.eof:
+                    out = inflater.decompress(b"", DECODE_STEP)
+                    if out:
+                        yield out
+            if inflater.eof:
+                data = inflater.unused_data
+                if encoding == "deflate":
+                    finished = True  # one stream; anything after it is ignored
+                else:
+                    inflater = zlib.decompressobj(wbits)  # the next gzip member
+                    data = data.lstrip(b"\0")  # padding after the last member
 
 
 # -- fetching --------------------------------------------------------------------------------
@@ -327,10 +508,11 @@ class Fetcher:
         self.gate = HostGate(policy.delay)
         self._robots: dict[str, tuple[float, urllib.robotparser.RobotFileParser | None]] = {}
         self._robots_lock = threading.Lock()
+        self._deadline = _Deadline()
         self._client = httpx.Client(
-            transport=_GuardedTransport(
-                _GuardedBackend(policy.allow_private, resolver, address_policy)),
-            headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
+            transport=_GuardedTransport(_GuardedBackend(
+                policy.allow_private, resolver, address_policy, self._deadline)),
+            headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(connect=policy.connect_timeout, read=policy.read_timeout,
                                   write=policy.read_timeout, pool=policy.total_timeout),
             follow_redirects=False, trust_env=False,
@@ -399,7 +581,11 @@ class Fetcher:
     def _next_hop(self, chain: list[str], location: str) -> str:
         """The redirect target, checked: http(s) only, no loop, not too many hops."""
         try:
-            target = normalize_url(urljoin(chain[-1], location))
+            joined = urljoin(chain[-1], location)
+        except ValueError:  # "http://[::1": normalize_url says what is wrong with it
+            joined = location
+        try:
+            target = normalize_url(joined)
         except UrlError as exc:
             raise FetchError(f"redirected to a URL that is not fetched: {exc}") from None
         if target in chain:
@@ -412,10 +598,11 @@ class Fetcher:
 
     def _request(self, url: str, headers: dict[str, str], limit: int,
                  robots: bool = False) -> _Raw:
-        """One request, one host slot: the status and, for 200, the body (capped)."""
-        deadline = time.monotonic() + self.policy.total_timeout
+        """One request, one host slot: the status and, for 200, the body (capped). The
+        deadline covers all of it, from connecting to the last byte, headers included."""
         host = host_key(url)
         with self.gate.slot(host, self._crawl_delay(url)):
+            deadline = self._deadline.at = time.monotonic() + self.policy.total_timeout
             try:
                 with self._client.stream("GET", url, headers=headers) as r:
                     location = None
@@ -440,27 +627,49 @@ class Fetcher:
                 raise FetchError(f"refused: {exc}") from None
             except _Unresolved as exc:
                 raise FetchError(str(exc)) from None
-            except httpx.ConnectTimeout:
-                raise FetchError(f"timed out connecting to {host} (after "
-                                 f"{self.policy.connect_timeout:g} s)") from None
-            except httpx.ReadTimeout:
-                raise FetchError(f"timed out: {host} sent nothing for "
-                                 f"{self.policy.read_timeout:g} s") from None
             except httpx.TimeoutException as exc:
-                raise FetchError(f"timed out talking to {host} ({type(exc).__name__})") \
-                    from None
+                raise self._timed_out(host, exc, deadline) from None
             except httpx.ConnectError as exc:
                 raise FetchError(f"cannot connect to {host}: {exc}") from None
             except httpx.HTTPError as exc:
                 raise FetchError(f"HTTP error from {host}: {exc or type(exc).__name__}") \
                     from None
+            except httpx.InvalidURL as exc:  # normalize_url should have caught it; say so
+                raise FetchError(f"{url!r} is not a URL httpx can fetch ({exc})") from None
+            finally:
+                self._deadline.at = None
+
+    def _timed_out(self, host: str, exc: httpx.TimeoutException, deadline: float) -> FetchError:
+        if time.monotonic() >= deadline - 0.05:
+            return FetchError(f"timed out: the response took longer than "
+                              f"{self.policy.total_timeout:g} s")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return FetchError(f"timed out connecting to {host} (after "
+                              f"{self.policy.connect_timeout:g} s)")
+        if isinstance(exc, httpx.ReadTimeout):
+            return FetchError(f"timed out: {host} sent nothing for "
+                              f"{self.policy.read_timeout:g} s")
+        return FetchError(f"timed out talking to {host} ({type(exc).__name__})")
 
     def _read(self, r: httpx.Response, limit: int, deadline: float) -> bytes:
+        """The body, decoded, cut off as soon as more than `limit` bytes were received or
+        produced by any decoding layer."""
         declared = r.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError(f"too large: {_human(int(declared))}, the limit is {_human(limit)}")
+        encodings = content_encodings(r.headers.get_list("content-encoding", split_commas=True))
+        received = 0
+
+        def raw() -> Iterator[bytes]:  # the bytes as sent, counted too: a stream of empty
+            nonlocal received          # gzip members decodes to nothing, forever
+            for chunk in r.iter_raw():
+                received += len(chunk)
+                if received > limit:
+                    raise FetchError(f"too large: more than {_human(limit)}")
+                yield chunk
+
         chunks, size = [], 0
-        for chunk in r.iter_bytes():  # decoded: a gzip bomb hits the cap too
+        for chunk in decode(raw(), encodings):
             size += len(chunk)
             if size > limit:
                 raise FetchError(f"too large: more than {_human(limit)}")

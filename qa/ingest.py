@@ -108,9 +108,13 @@ def read_text(path: Path) -> str:
 
 
 def read_txt(path: Path, rel: str) -> Iterator[Document]:
-    """Plain text: the first non-blank line is the title, the rest is the article."""
+    """Plain text: the first non-blank line is the title, the rest is the article; but
+    when that line is a section label over the headline (a scraped page's "New Alliances,
+    New Era" above "Chinese AI Powerhouses Unite..."), the headline is the title and the
+    label stays in the text (clean.headline_index)."""
     lines = clean.line_paragraphs(read_text(path))
-    title, body = lines[0], lines[1:]
+    head = clean.headline_index(lines)
+    title, body = lines[head], lines[:head] + lines[head + 1:]
     if not body:
         raise _SkipFile("only a title line, no text")
     yield Document(id=rel, title=title, paragraphs=tuple(body), source=rel)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -44,10 +44,12 @@ class WebArticle:
 
 @dataclass(frozen=True, slots=True)
 class Known:
-    """What the corpus already holds: canonical URLs, and text hash -> URL."""
+    """What the corpus already holds: canonical URLs, text hash -> URL, and URL -> the
+    feed it was stored from (for the articles stored from one)."""
 
     urls: frozenset[str]
     hashes: dict[str, str]
+    feeds: dict[str, str] = field(default_factory=dict)
 
     def duplicate_of(self, article: WebArticle) -> str | None:
         """Why `article` must not be stored again (a message), or None."""
@@ -58,8 +60,14 @@ class Known:
             return f"the same text is already in the corpus as {other}"
         return None
 
+    def stored_from(self, feed: str) -> int:
+        """How many articles in the corpus were stored from `feed`."""
+        return sum(1 for source in self.feeds.values() if source == feed)
+
     def plus(self, article: WebArticle) -> "Known":
-        return Known(self.urls | {article.url}, {**self.hashes, article.sha256: article.url})
+        feeds = {**self.feeds, article.url: article.feed} if article.feed else self.feeds
+        return Known(self.urls | {article.url}, {**self.hashes, article.sha256: article.url},
+                     feeds)
 
 
 def now_iso() -> str:
@@ -118,6 +126,7 @@ def known_articles(corpus_dir: Path) -> Known:
     """Every web article already stored (its URL and text hash), read from corpus/web/."""
     urls: set[str] = set()
     hashes: dict[str, str] = {}
+    feeds: dict[str, str] = {}
     folder = web_folder(corpus_dir)
     if not folder.is_dir():
         return Known(frozenset(), {})
@@ -135,10 +144,12 @@ def known_articles(corpus_dir: Path) -> Known:
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                 continue
             urls.add(url)
+            if isinstance(record.get("feed"), str):
+                feeds.setdefault(url, record["feed"])
             digest = record.get("sha256") or text_hash(
                 clean.line_paragraphs(str(record.get("text", ""))))
             hashes.setdefault(str(digest), url)
-    return Known(frozenset(urls), hashes)
+    return Known(frozenset(urls), hashes, feeds)
 
 
 def store_article(corpus_dir: Path, article: WebArticle) -> Path | None:

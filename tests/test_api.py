@@ -142,7 +142,7 @@ def test_the_docs_are_at_docs_behind_the_login(server):
     assert status == 200 and {"/api/ask", "/api/search"} <= set(spec["paths"])
     assert "k" in spec["components"]["schemas"]["Question"]["properties"]
     status, _, html = call(server, "/docs", method="GET")
-    assert status == 200 and "swagger" in html.lower() and "/openapi.json" in html
+    assert status == 200 and "/api/ask" in html and "/openapi.json" in html
     assert call(server, "/docs", method="GET", auth=False)[0] == 401
 
 

@@ -24,7 +24,7 @@ def test_ask_prints_the_quote_with_the_answer_marked(seed_settings):
     result = verbatim("ask", "What hardware did the US export bans target?", "--index",
                       seed_settings.index_dir, "-k", 2)
     assert result.returncode == 0, result.stderr
-    assert "[1] New Alliances, New Era — 000_2cb1631c0639e46a.txt" in result.stdout
+    assert "[1] Chinese AI Powerhouses Unite to Sidestep U.S. Tech Curbs! — 000_2cb1631c0639e46a.txt" in result.stdout
     marked = result.stdout.split("**")[1::2]
     # Exactly the answering sentence of the first quote (tests/test_highlights.py checks
     # its offsets through --json).

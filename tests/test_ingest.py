@@ -21,10 +21,12 @@ waiting outside the port.</p></article>
 <footer>Copyright Daily Planet. All rights reserved.</footer></body></html>"""
 
 
-def test_seed_txt_title_is_first_line_and_promo_is_gone(tmp_path):
+def test_seed_txt_title_is_its_headline_and_promo_is_gone(tmp_path):
     corpus = load_corpus(SEED_FILE)
     (article,) = corpus.articles
-    assert article.title == "New Alliances, New Era"
+    # The headline, not the section label above it (issue 21), which stays in the text.
+    assert article.title == "Chinese AI Powerhouses Unite to Sidestep U.S. Tech Curbs!"
+    assert article.text.startswith("New Alliances, New Era\n\n")
     assert "Learn to use AI like a Pro" not in article.text
     assert "Get the latest AI workflows" not in article.text
     assert "On July 28, 2025, China's leading AI companies" in article.text

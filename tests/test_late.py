@@ -101,7 +101,8 @@ def test_late_passage_vectors_are_encode_s(late_build, real_embedder):
     settings, report, _ = late_build
     generation = Generation.open(settings.index_dir / report.generation)
     try:
-        texts = [f"{p.title}\n{p.text}" for p in generation.db.passages([0, 1, 2]).values()]
+        # The context each passage was embedded with: the title, or a page's section label.
+        texts = [f"{p.context}\n{p.text}" for p in generation.db.passages([0, 1, 2]).values()]
         cosines = np.sum(real_embedder.encode(texts) * generation.vectors[[0, 1, 2]], axis=1)
     finally:
         generation.close()

@@ -40,7 +40,7 @@ def test_hits_carry_article_metadata(seed_retriever):
     assert len(hits) == 5
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     for hit in hits:
-        assert hit.passage.title == "New Alliances, New Era"
+        assert hit.passage.title == "Chinese AI Powerhouses Unite to Sidestep U.S. Tech Curbs!"
         assert hit.passage.source == "000_2cb1631c0639e46a.txt"
         assert hit.passage.article_id == "000_2cb1631c0639e46a.txt"
 

@@ -67,8 +67,8 @@ def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, 
     def fake_prepare(settings, *engine):
         return app.Page(settings, FakeEmbedder())
 
-    def fake_serve(asgi, host, port, on_ready=None):
-        served.update(host=host, port=port, app=asgi)
+    def fake_serve(asgi, host, port, on_ready=None, forwarded_allow_ips=None):
+        served.update(host=host, port=port, app=asgi, forwarded=forwarded_allow_ips)
         on_ready()
 
     monkeypatch.setattr(app, "prepare", fake_prepare)
@@ -78,6 +78,7 @@ def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, 
                      "--index", str(tmp_path / "i")]) == 0
     out, err = capsys.readouterr()
     assert served["host"] == "0.0.0.0" and served["port"] == 7861
+    assert served["forwarded"] is None  # no forwarded header believed unless asked
     assert "WITHOUT A LOGIN" in err and "http://192.0.2.9:7861" in err
     ready = next(line for line in out.splitlines() if line.startswith("Verbatim is ready"))
     assert ready.startswith("Verbatim is ready at http://192.0.2.9:7861")
