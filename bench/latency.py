@@ -196,7 +196,7 @@ def _share_question_model(index_dir: Path) -> None:
     import shutil
 
     from common import squad_index
-    from qa.onnx_embed import MODELS_DIR
+    from qa.embed.onnx import MODELS_DIR
 
     source = squad_index("fp32") / MODELS_DIR
     if source.is_dir():  # afresh: an export of an older version would not be used

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from qa.config import Settings
     from qa.embed import load_embedder
-    from qa.index.build import build_index
+    from qa.build import build_index
     from qa.retriever import Retriever
 
     work_dir = Path(tempfile.mkdtemp(prefix="verbatim-serve-"))

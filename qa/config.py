@@ -18,7 +18,7 @@ SENTENCE_VECTORS: tuple[str, ...] = ("separate", "late")
 # CPU flags that make bf16 matrix products fast (2.4x fp32 here: bench/throughput.py).
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
-# The file types the corpus reader understands (qa.ingest has one reader for each); the
+# The file types the corpus reader understands (qa.text.ingest has one reader for each); the
 # page accepts uploads of exactly these.
 ARTICLE_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 
@@ -95,7 +95,7 @@ class Settings:
     precision: Precision = "auto"
     # How a build makes the sentence vectors (highlighting, re-scoring): "separate" embeds
     # each sentence on its own; "late" pools them from the passage's own forward pass
-    # (qa.late), one pass instead of ~two, for ~1.1 points less recall@1 on squad-dev.
+    # (qa.embed.late), one pass instead of ~two, for ~1.1 points less recall@1 on squad-dev.
     sentence_vectors: SentenceVectors = "separate"
     # A FAISS index-factory string; None picks by size (see store.choose_factory).
     index_factory: str | None = None

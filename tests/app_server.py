@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # app.py lives at the top, beside qa/
-    sys.path.insert(0, str(ROOT))
 SEED_CORPUS = ROOT / "corpus"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # The machine is shared and slow at times: model load + seed index build can take a while.

@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from qa.index.build import build_index  # noqa: E402
+from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

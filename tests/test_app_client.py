@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from app_server import start_app  # noqa: I001  (puts the project root on sys.path first)
-from app import parse_auth
+from app_server import start_app
+from qa.serve.page import parse_auth
 from qa.errors import ConfigError
 
 USER, PASSWORD = "reader", "s3cret:with-colon"

@@ -1,8 +1,7 @@
 """app.Page without a browser: first run with no index, upload, rebuild, friendly errors."""
 from __future__ import annotations
 
-import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-from app import NO_INDEX, Page
+from qa.serve.page import NO_INDEX, Page
 from qa.config import Settings
 
 ARTICLE = "Harbour Lighthouse Reopens\nThe lighthouse at Port Elsby reopened on Tuesday.\n"

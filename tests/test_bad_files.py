@@ -7,12 +7,11 @@ import os
 
 import pytest
 
-import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-from app import Page
+from qa.serve.page import Page
 from conftest import FakeEmbedder
 from qa.config import Settings
-from qa.index.build import build_index
-from qa.ingest import READERS, load_corpus
+from qa.build import build_index
+from qa.text.ingest import READERS, load_corpus
 
 GOOD = "Good news\nThe harbour reopened on Monday after repairs.\n"
 # A file name that is not UTF-8 (as a Latin-1 system writes "café.txt"); Python gives it
@@ -46,7 +45,7 @@ def bad_corpus(folder):
 
 
 def test_every_bad_record_and_file_is_a_skip_with_a_reason(tmp_path, monkeypatch):
-    monkeypatch.setattr("qa.ingest.LINES_SHOWN", 100)  # each line on its own, not counted
+    monkeypatch.setattr("qa.text.ingest.LINES_SHOWN", 100)  # each line on its own, not counted
     corpus = load_corpus(bad_corpus(tmp_path / "corpus"))
     assert sorted(a.id for a in corpus.articles) == ["deep.jsonl#ok", "good.txt"]
     reasons = {s.source: s.message for s in corpus.skipped}

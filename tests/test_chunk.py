@@ -1,8 +1,8 @@
 """Unit tests of chunking (pure; word counts stand in for the tokenizer)."""
 import re
 
-from qa.chunk import SPECIAL_TOKENS, ChunkSettings, chunk_article, embedding_text, split_sentences
-from qa.clean import join_paragraphs
+from qa.text.chunk import SPECIAL_TOKENS, ChunkSettings, chunk_article, embedding_text, split_sentences
+from qa.text.clean import join_paragraphs
 from qa.types import Article
 
 

@@ -1,5 +1,5 @@
 """Unit tests of the pure cleaning functions."""
-from qa import clean
+from qa.text import clean
 
 
 def test_normalize_whitespace_collapses_runs_and_strips():

@@ -12,7 +12,7 @@ from index_helpers import (
     NEW_FILE, NEW_QUESTION, add_new_article, copy_index, hit_keys, seed_questions,
 )
 from qa.index import layout
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.index.generation import Generation
 from qa.retriever import Retriever
 

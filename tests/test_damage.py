@@ -13,7 +13,7 @@ from index_helpers import copy_index, run_cli, small_corpus
 from qa.index import layout
 from qa.index.generation import Generation
 from qa.index.manifest import MANIFEST
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import IndexCorruptError, IndexMismatchError
 from qa.retriever import Retriever

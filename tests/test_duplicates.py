@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from conftest import SEED_FILE, read_jsonl, EVAL
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
-from qa.ingest import load_corpus
+from qa.text.ingest import load_corpus
 
 COPY = SEED_FILE.stem + " (2)" + SEED_FILE.suffix  # what uploading the file twice makes
 

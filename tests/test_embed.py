@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.chunk import split_sentences
+from qa.text.chunk import split_sentences
 from tests.conftest import SEED_FILE
 
 

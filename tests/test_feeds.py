@@ -9,10 +9,10 @@ import json
 import pytest
 
 from index_helpers import CountingEmbedder, run_cli, small_corpus
-from qa import feeds
-from qa.feeds import WebReport, add_urls, index_if_stored, update_feeds
-from qa.fetch import FetchPolicy, Fetcher
-from qa.index.build import build_index
+from qa.web import feeds
+from qa.web.feeds import WebReport, add_urls, index_if_stored, update_feeds
+from qa.web.fetch import FetchPolicy, Fetcher
+from qa.build import build_index
 from qa.retriever import Retriever
 from web_site import (
     ANSWER, ARTICLES, FIRST_THREE, FOURTH, FOURTH_ANSWER, FOURTH_QUESTION, QUESTION, Site,

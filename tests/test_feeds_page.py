@@ -7,10 +7,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from app import Page
+from qa.serve.page import Page
 from app_server import ask as ask_on_page, chromium_page, start_app
 from index_helpers import small_corpus
-from qa import feeds
+from qa.web import feeds
 from web_site import (
     ANSWER, ARTICLES, FIRST_THREE, FOURTH, FOURTH_ANSWER, FOURTH_QUESTION, QUESTION, Site,
     serve_news,

@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
-from qa import feeds
+from qa.web import feeds
 from qa.errors import ConfigError, CorpusError
-from qa.extract import (
+from qa.web.extract import (
     MIN_ARTICLE_WORDS, NotAFeed, NotAnArticle, check_html, extract_page, parse_feed,
 )
-from qa.feeds import Feed, FeedList, Pending, feed_list_from_json, feed_list_to_json
-from qa.ingest import load_corpus
-from qa.webstore import (
+from qa.web.feeds import Feed, FeedList, Pending, feed_list_from_json, feed_list_to_json
+from qa.text.ingest import load_corpus
+from qa.web.store import (
     Known, WebArticle, article_path, host_folder, known_articles, slug, store_article,
     text_hash,
 )

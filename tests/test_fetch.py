@@ -1,4 +1,4 @@
-"""qa.fetch: URL checks (pure), and real fetches from a server on 127.0.0.1: failures,
+"""qa.web.fetch: URL checks (pure), and real fetches from a server on 127.0.0.1: failures,
 robots.txt, politeness, the private-address guard on every hop, the pinned connection."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from qa.fetch import (
+from qa.web.fetch import (
     FetchError, FetchPolicy, Fetcher, HostGate, UrlError, address_problem, canonical_url,
     media_type, normalize_url,
 )

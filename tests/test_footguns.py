@@ -10,16 +10,15 @@ import sys
 
 import pytest
 
-import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-from app import Page
+from qa.serve.page import Page
 from conftest import ROOT, FakeEmbedder
 from index_helpers import cli_env, small_corpus
-from qa.cli import format_answer
+from qa.serve.cli import format_answer
 from qa.config import Settings
 from qa.errors import ConfigError, QAError
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.types import Answer, Filters, Quote, Span
-from qa.upload import UploadError, safe_name
+from qa.web.upload import UploadError, safe_name
 
 # Clear the screen, set the window title, an 8-bit CSI, a bell, a right-to-left override.
 NASTY = "\x1b[2J\x1b]0;pwned\x07 \x9b31m \u202eevil"

@@ -13,7 +13,7 @@ import pytest
 
 from app_server import ROOT, ask, chromium_page, start_app
 from conftest import SEED_FILE
-from qa.ingest import load_corpus
+from qa.text.ingest import load_corpus
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import EVAL, SEED_FILE
 from qa.errors import CorpusError
-from qa.ingest import load_corpus
+from qa.text.ingest import load_corpus
 
 HTML = """<!doctype html><html><head><title>Port strike ends | Daily Planet</title>
 <meta property="article:published_time" content="2025-03-14T09:00:00Z"></head>

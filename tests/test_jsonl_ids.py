@@ -6,8 +6,8 @@ import json
 
 from conftest import FakeEmbedder
 from qa.config import Settings
-from qa.index.build import build_index
-from qa.ingest import load_corpus
+from qa.build import build_index
+from qa.text.ingest import load_corpus
 from qa.types import Filters
 
 REAL = "The real story\nThe council voted to rebuild the harbour wall.\n"

@@ -11,9 +11,9 @@ from conftest import EVAL, SEED_CORPUS, FakeEmbedder
 from qa.config import Settings
 from qa.errors import ConfigError
 from qa.eval import answers_in, read_questions
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.index.manifest import read_manifest
-from qa.late import pool_spans, sentence_spans, span_weights
+from qa.embed.late import pool_spans, sentence_spans, span_weights
 
 
 def test_sentence_spans_follow_the_context_line():
@@ -61,7 +61,7 @@ class ForwardCounter:
         self._handle = embedder._direct[1].embeddings.register_forward_hook(
             self._hook, with_kwargs=True)
         self._patch = pytest.MonkeyPatch()
-        self._patch.setattr("qa.index.build._export_question_model", lambda *args: None)
+        self._patch.setattr("qa.build._export_question_model", lambda *args: None)
 
     def _hook(self, module, args, kwargs, output) -> None:
         self.rows += int(output.shape[0])

@@ -14,7 +14,7 @@ from conftest import ROOT
 from index_helpers import cli_env, copy_index, run_cli
 from qa.errors import BuildLockedError, IndexCorruptError, IndexMissingError
 from qa.index import layout
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.index.manifest import (
     FORMAT_VERSION, BuildStats, ChunkerInfo, Counts, DenseInfo, Manifest, ModelInfo,
     read_manifest,

@@ -13,8 +13,8 @@ from conftest import EVAL, ROOT, read_jsonl
 from index_helpers import cli_env, copy_index
 from qa.embed import load_question_encoder
 from qa.eval import answers_in, read_questions
-from qa.index.build import build_index
-from qa.onnx_embed import GRAPH, OnnxQuestionEncoder, export_folder, read_export
+from qa.build import build_index
+from qa.embed.onnx import GRAPH, OnnxQuestionEncoder, export_folder, read_export
 from qa.retriever import Retriever
 
 QUESTIONS = [q["question"] for q in read_jsonl(EVAL / "seed_dev_paraphrased.jsonl")]
@@ -52,7 +52,7 @@ def test_the_retriever_answers_alike_through_either(seed_settings, fp32_embedder
     torch = Retriever.open(seed_settings, fp32_embedder)
     assert isinstance(onnx.embedder, OnnxQuestionEncoder)
     # int8 question vectors swap near ties (the eval sets score alike: the module doc of
-    # qa.onnx_embed), so: the same top 5 but for at most one passage, the same abstentions,
+    # qa.embed.onnx), so: the same top 5 but for at most one passage, the same abstentions,
     # and as many questions with an answering passage in the top 5.
     found = {"onnx": 0, "torch": 0}
     for question in read_questions(EVAL / "seed_dev.jsonl") + read_questions(

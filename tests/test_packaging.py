@@ -30,7 +30,7 @@ def test_the_ray_extra_is_pinned_like_requirements():
     (ray,) = project["optional-dependencies"]["ray"]
     assert requirements.get(ray.split("==")[0].lower()) == ray
     assert not any(d.lower().startswith("ray") for d in project["dependencies"]), "optional"
-    from qa.ray_engine import RAY_REQUIREMENT
+    from qa.embed.ray_engine import RAY_REQUIREMENT
 
     assert RAY_REQUIREMENT == ray, "the install hint names another version"
 
@@ -43,6 +43,6 @@ def test_wheel_has_the_package_and_the_verbatim_command(tmp_path):
     )
     (wheel,) = tmp_path.glob("verbatim_qa-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"qa/retriever.py", "qa/__main__.py", "qa/index/build.py", "qa/index/manifest.py"} <= set(names)
+    assert {"qa/retriever.py", "qa/__main__.py", "qa/build.py", "qa/index/manifest.py"} <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "verbatim = qa.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "verbatim = qa.serve.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -25,10 +25,10 @@ import pytest
 
 from conftest import EVAL, ROOT, FakeEmbedder, read_jsonl
 from index_helpers import CountingEmbedder, cli_env, copy_index, run_cli, small_corpus
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import ClusterError, ConfigError
-from qa.ray_engine import MAX_BLOCK, MIN_BLOCK, block_size, host_port, probe, resolve_address
+from qa.embed.ray_engine import MAX_BLOCK, MIN_BLOCK, block_size, host_port, probe, resolve_address
 
 SQUAD = EVAL / "squad-dev" / "articles.jsonl"
 # Three of the shortest squad-dev articles: two to build, one to add.
@@ -186,7 +186,7 @@ def test_blocks_keep_every_actor_busy_and_stay_bounded():
 
 
 def test_the_ray_embedder_keeps_the_local_model_metadata_and_checks_its_arguments():
-    from qa.ray_engine import RayEmbedder
+    from qa.embed.ray_engine import RayEmbedder
 
     local = FakeEmbedder()
     local.precision = "bf16"  # as the driver resolved "auto" on a CPU with bf16
@@ -244,7 +244,7 @@ def test_unreachable_cluster_is_a_clear_error_in_seconds(tmp_path):
 NO_RAY = """
 import sys
 sys.modules["ray"] = None  # as if Ray were not installed: `import ray` fails
-from qa.cli import main
+from qa.serve.cli import main
 code = main(sys.argv[1:])
 print("ray imported:", any(name == "ray" or name.startswith("ray.") for name in sys.modules
                            if sys.modules[name] is not None))
@@ -298,8 +298,7 @@ def test_without_an_address_a_local_ray_runtime_builds_and_goes_away(tmp_path, r
 
 # -- the page --------------------------------------------------------------------------------
 def test_the_page_rebuilds_with_the_engine_it_was_started_with(tmp_path):
-    import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-    from app import Page, parser
+    from qa.serve.page import Page, parser
 
     assert parser().parse_args([]).engine == "local"
     args = parser().parse_args(["--engine", "ray", "--ray-address", "10.0.0.5:6379"])

@@ -12,7 +12,7 @@ TEXT = ("The port opened in May. Dockers formed a union. The union named Ada Lee
 
 
 def spans() -> list[Span]:
-    from qa.chunk import split_sentences
+    from qa.text.chunk import split_sentences
 
     return split_sentences(TEXT)
 

@@ -1,4 +1,4 @@
-"""qa.render: escaping first, then our <mark>, blockquote, citation and relevance bar."""
+"""qa.serve.render: escaping first, then our <mark>, blockquote, citation and relevance bar."""
 from __future__ import annotations
 
 import html
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from qa.render import (
+from qa.serve.render import (
     ABSTAIN_NOTE, CLOSEST_MATCH, LOW_CONFIDENCE_NOTE, MAY_ANSWER, citation, clean_spans,
     marked_text, relevance_bar, render_answer,
     render_error, render_question, window,

@@ -8,10 +8,9 @@ import socket
 
 import pytest
 
-import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-import app
+from qa.serve import page as app
 from conftest import FakeEmbedder
-from qa.api import exposure_warning, local_addresses, serving_urls
+from qa.serve.api import exposure_warning, local_addresses, serving_urls
 
 ADDRESSES = local_addresses()
 NO_ADDRESS = "this machine has no address but loopback"
@@ -62,7 +61,7 @@ def test_a_wildcard_bind_is_shown_at_a_real_address_first():
 def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, capsys):
     served = {}
     # The machine's addresses as given, so the printed ones are checked on every machine.
-    monkeypatch.setattr("qa.api.local_addresses", lambda: ["192.0.2.9"])
+    monkeypatch.setattr("qa.serve.api.local_addresses", lambda: ["192.0.2.9"])
 
     def fake_prepare(settings, *engine):
         return app.Page(settings, FakeEmbedder())
@@ -72,7 +71,7 @@ def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, 
         on_ready()
 
     monkeypatch.setattr(app, "prepare", fake_prepare)
-    monkeypatch.setattr("qa.api.serve", fake_serve)
+    monkeypatch.setattr("qa.serve.api.serve", fake_serve)
     monkeypatch.delenv("VERBATIM_AUTH", raising=False)
     assert app.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
                      "--index", str(tmp_path / "i")]) == 0

@@ -6,13 +6,12 @@ import logging
 
 import pytest
 
-import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-from app import Page
+from qa.serve.page import Page
 from conftest import FakeEmbedder
 from index_helpers import run_cli
 from qa.config import Settings
-from qa.index.build import build_index
-from qa.ingest import load_corpus, skip_summary
+from qa.build import build_index
+from qa.text.ingest import load_corpus, skip_summary
 
 BAD_LINES = 1_000_000
 

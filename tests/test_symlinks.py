@@ -5,8 +5,8 @@ import pytest
 
 from conftest import FakeEmbedder
 from qa.config import Settings
-from qa.index.build import build_index
-from qa.ingest import load_corpus
+from qa.build import build_index
+from qa.text.ingest import load_corpus
 
 SECRET = "Secret notes\nThe vault password is hunter2.\n"
 REAL = "Harbour news\nThe harbour reopened on Monday.\n"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.throttle import LoginThrottle
+from qa.serve.throttle import LoginThrottle
 
 
 class Clock:

@@ -1,11 +1,11 @@
-"""qa.upload: uploads land in the corpus folder only, with a clear message when refused."""
+"""qa.web.upload: uploads land in the corpus folder only, with a clear message when refused."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from qa.upload import UploadError, safe_name, save_file, save_upload
+from qa.web.upload import UploadError, safe_name, save_file, save_upload
 
 ARTICLE = b"A title\nSome text of the article.\n"
 
@@ -90,7 +90,7 @@ def test_save_file_uses_the_given_name(tmp_path):
 
 
 def test_saved_file_is_read_by_ingest(tmp_path):
-    from qa.ingest import load_corpus
+    from qa.text.ingest import load_corpus
 
     save_upload(ARTICLE, "../x/story.txt", tmp_path)
     corpus = load_corpus(tmp_path)

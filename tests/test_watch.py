@@ -15,11 +15,11 @@ from index_helpers import (
     NEW_ANSWER, NEW_FILE, NEW_QUESTION, add_new_article, found_answer, signal_state,
     small_corpus, start_build, wait_for_line,
 )
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import ConfigError, CorpusError
 from qa.retriever import Retriever
-from qa.watch import is_relevant, watch_corpus
+from qa.serve.watch import is_relevant, watch_corpus
 
 DEBOUNCE = 0.4
 

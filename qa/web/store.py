@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from qa import clean
+from qa.text import clean
 from qa.errors import CorpusError
 
 WEB_DIR = "web"

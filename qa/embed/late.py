@@ -17,7 +17,7 @@ import numpy as np
 def sentence_spans(context: str, chunk_start: int,
                    sentences: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Where each sentence (article offsets) sits in the passage's embedded text, which is
-    `context + "\\n" + passage` (qa.chunk.embedding_text) or the passage alone."""
+    `context + "\\n" + passage` (qa.text.chunk.embedding_text) or the passage alone."""
     base = len(context) + 1 if context else 0
     return [(base + start - chunk_start, base + end - chunk_start) for start, end in sentences]
 

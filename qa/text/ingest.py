@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import clean
+from qa.text import clean
 from qa.errors import CorpusError
 from qa.types import Article
 

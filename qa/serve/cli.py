@@ -14,8 +14,8 @@ from pathlib import Path
 from qa.config import MODES, PRECISIONS, SENTENCE_VECTORS, Settings
 from qa.errors import ConfigError, QAError
 from qa.index import layout
-from qa.ray_engine import add_engine_options
-from qa.render import (
+from qa.embed.ray_engine import add_engine_options
+from qa.serve.render import (
     ABSTAIN_NOTE, CLOSEST_HEAD, CLOSEST_MATCH, CLOSEST_SHOWN, EMPTY_NOTE, LOW_CONFIDENCE_NOTE,
     MAY_ANSWER,
 )
@@ -121,7 +121,7 @@ class ProgressBars:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from qa.embed import load_embedder
-    from qa.index.build import build_index
+    from qa.build import build_index
 
     settings = _settings(args)
     # Say "another build is running" now, not after seconds of loading the model; the
@@ -129,7 +129,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     with layout.build_lock(settings.index_dir, args.wait):
         pass
     if args.engine == "ray":
-        from qa.ray_engine import load_ray_embedder
+        from qa.embed.ray_engine import load_ray_embedder
 
         # Checks Ray is installed and the cluster answers before the model loads.
         embedder = load_ray_embedder(settings, args.ray_address, args.ray_actors)
@@ -141,7 +141,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         report = build_index(settings, embedder, full=args.full, on_progress=bars,
                              wait_seconds=args.wait)
         bars.close()
-        from qa.ingest import skip_summary
+        from qa.text.ingest import skip_summary
 
         for line in skip_summary(report.skipped):
             print(printable(line), file=sys.stderr)
@@ -152,7 +152,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     try:
         build_once()
         if args.watch:
-            from qa.watch import watch_corpus
+            from qa.serve.watch import watch_corpus
 
             watch_corpus(settings.corpus_dir, build_once, debounce=settings.watch_debounce)
     finally:
@@ -175,7 +175,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from qa.info import index_info
+    from qa.serve.info import index_info
 
     print(index_info(_settings(args)))
     return 0
@@ -203,10 +203,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- news from the web: `add` and `feeds` (qa.feeds does the work) ---------------------------
+# -- news from the web: `add` and `feeds` (qa.web.feeds does the work) ---------------------------
 def _web_report(args: argparse.Namespace, settings: Settings, report, embedder) -> int:
     """Update the index if anything was stored, print every result; 1 if anything failed."""
-    from qa.feeds import index_if_stored
+    from qa.web.feeds import index_if_stored
 
     if not args.no_index:
         bars = ProgressBars(args.quiet)
@@ -235,8 +235,8 @@ def _model(settings: Settings):
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from qa.feeds import WebReport, add_urls
-    from qa.fetch import Fetcher
+    from qa.web.feeds import WebReport, add_urls
+    from qa.web.fetch import Fetcher
 
     settings = _settings(args)
     with Fetcher() as fetcher:  # the operator's command: private addresses are allowed
@@ -245,7 +245,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    from qa import feeds
+    from qa.web import feeds
 
     settings = _settings(args)
     if args.feeds_command == "add":
@@ -276,8 +276,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def _feeds_update(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.feeds import WebReport, parse_duration, poll, update_feeds
-    from qa.fetch import Fetcher
+    from qa.web.feeds import WebReport, parse_duration, poll, update_feeds
+    from qa.web.fetch import Fetcher
 
     every = parse_duration(args.every) if args.every else None
     if every is not None and every < 60:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import ConfigError, CorpusError, QAError
-from qa.extract import NotAFeed, NotAnArticle, check_html, extract_page, parse_feed
-from qa.fetch import FetchError, Fetcher, UrlError, canonical_url, normalize_url
-from qa.webstore import Known, WebArticle, article_path, known_articles, now_iso, store_article
+from qa.web.extract import NotAFeed, NotAnArticle, check_html, extract_page, parse_feed
+from qa.web.fetch import FetchError, Fetcher, UrlError, canonical_url, normalize_url
+from qa.web.store import Known, WebArticle, article_path, known_articles, now_iso, store_article
 
 if TYPE_CHECKING:
     from qa.config import Settings
     from qa.embed import Embedder
-    from qa.index.build import BuildReport
+    from qa.build import BuildReport
 
 log = logging.getLogger(__name__)
 
@@ -524,7 +524,7 @@ def update_index(settings: Settings, embedder: Embedder,
     The one place the web side calls the builder. Waits up to `wait_seconds` for another
     build (the page's, a cron job's) to finish.
     """
-    from qa.index.build import build_index
+    from qa.build import build_index
 
     return build_index(settings, embedder, on_progress=on_progress, wait_seconds=wait_seconds)
 
@@ -580,7 +580,7 @@ def poll(run_once: Callable[[], object], every: float, stop: threading.Event | N
 # -- for the page --------------------------------------------------------------------------
 def report_markdown(report: WebReport) -> str:
     """The results as the page shows them (Markdown; every URL and message escaped)."""
-    from qa.render import esc
+    from qa.serve.render import esc
 
     def item_line(item: ItemResult) -> str:
         if item.status == "stored":

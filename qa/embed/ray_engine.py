@@ -225,7 +225,7 @@ class RayEmbedder:
         return self.address or "a local Ray runtime"
 
     def export_question_model(self, index_dir: Path) -> bool:
-        """Questions are embedded locally: the local model exports itself (qa.onnx_embed)."""
+        """Questions are embedded locally: the local model exports itself (qa.embed.onnx)."""
         return isinstance(self._local, ExportsQuestionModel) and \
             self._local.export_question_model(index_dir)
 

@@ -45,7 +45,7 @@ class Embedder(QuestionEncoder, Protocol):
 
 @runtime_checkable
 class LateEmbedder(Protocol):
-    """An embedder that gives sentence vectors from its passages' forward pass (qa.late)."""
+    """An embedder that gives sentence vectors from its passages' forward pass (qa.embed.late)."""
 
     def encode_late(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]],
@@ -208,7 +208,7 @@ class SentenceTransformerEmbedder:
         """One forward pass per text: its vector and its spans' vectors ("late chunking").
 
         Args:
-            texts: what the model reads, e.g. "title\npassage" (qa.chunk.embedding_text).
+            texts: what the model reads, e.g. "title\npassage" (qa.text.chunk.embedding_text).
             spans: per text, [start, end) character spans of its sentences in that text.
 
         Returns:
@@ -221,7 +221,7 @@ class SentenceTransformerEmbedder:
         """
         import torch
 
-        from qa.late import pool_spans, span_weights
+        from qa.embed.late import pool_spans, span_weights
 
         if self._direct is None:
             raise ConfigError(
@@ -262,7 +262,7 @@ class SentenceTransformerEmbedder:
     def export_question_model(self, index_dir: Path) -> bool:
         """Export this model for the ONNX question encoder into `index_dir` (once per model;
         a valid export is kept). False if the model is not Transformer -> mean pooling."""
-        from qa import onnx_embed
+        from qa.embed import onnx as onnx_embed
 
         if self._direct is None:
             return False
@@ -302,7 +302,7 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
 def load_question_encoder(settings: Settings) -> QuestionEncoder:
     """What embeds questions for the index in `settings.index_dir`: the model's ONNX export
     there if a build made one (no torch), else the model itself."""
-    from qa.onnx_embed import open_question_encoder
+    from qa.embed.onnx import open_question_encoder
 
     _, fingerprint = model_identity(settings.model)
     return open_question_encoder(settings.index_dir, fingerprint) or load_embedder(settings)

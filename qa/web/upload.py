@@ -11,8 +11,8 @@ from pathlib import Path
 
 from qa.config import ARTICLE_SUFFIXES, Settings
 from qa.errors import QAError
-from qa.ingest import NotText, decode_text
-from qa.render import human_size
+from qa.text.ingest import NotText, decode_text
+from qa.serve.render import human_size
 
 MAX_UPLOAD_BYTES = Settings().max_upload_bytes
 MAX_NAME_CHARS = 120
@@ -140,7 +140,7 @@ def corpus_listing(corpus_dir: Path) -> dict[str, Path]:
 
     Links are listed, never followed: removing one removes the link.
     """
-    from qa.ingest import shown_name
+    from qa.text.ingest import shown_name
 
     root = Path(corpus_dir)
     if not root.is_dir():

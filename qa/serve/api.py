@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qa.config import MODES, Settings
 from qa.errors import ConfigError, QAError
-from qa.throttle import LoginThrottle
+from qa.serve.throttle import LoginThrottle
 from qa.types import Answer, Filters, Hit
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunk import (
+from qa.text.chunk import (
     Chunk, ChunkSettings, chunk_article, chunk_settings_for, embedding_text,
     sentence_embedding_text,
 )
@@ -30,7 +30,7 @@ from qa.index.manifest import (
     FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo, read_manifest,
 )
 from qa.index.vectors import save_vectors
-from qa.ingest import Corpus, Skipped, load_corpus, skipped_phrase
+from qa.text.ingest import Corpus, Skipped, load_corpus, skipped_phrase
 from qa.types import Article, Span
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def embed_articles(
     """Chunk `articles` and embed their passages and sentences.
 
     `sentence_vectors`: "separate" embeds each distinct sentence on its own; "late" pools
-    them from the passages' forward pass (qa.late; the embedder must be a LateEmbedder).
+    them from the passages' forward pass (qa.embed.late; the embedder must be a LateEmbedder).
     """
     chunks = {a.id: chunk_article(a, embedder.count_tokens, chunking) for a in articles}
     passage_texts = [embedding_text(c, a.text) for a in articles for c in chunks[a.id]]
@@ -144,7 +144,7 @@ def _embed_late(embedder: Embedder, articles: Sequence[Article],
                 chunks: dict[str, list[Chunk]], passage_texts: list[str],
                 progress: OnProgress) -> Embedded:
     """Passage and sentence vectors from one forward pass per passage (late chunking)."""
-    from qa.late import sentence_spans
+    from qa.embed.late import sentence_spans
 
     if not isinstance(embedder, LateEmbedder):
         raise ConfigError(
@@ -343,7 +343,7 @@ def _model_info(embedder: Embedder, sentence_vectors: str) -> ModelInfo:
 
 
 def _export_question_model(embedder: Embedder, index_dir: Path) -> None:
-    """Export the model for answering without torch (qa.onnx_embed; once per model). It
+    """Export the model for answering without torch (qa.embed.onnx; once per model). It
     only speeds up answering, so a failure is a warning and questions use torch."""
     if not isinstance(embedder, ExportsQuestionModel):
         return

@@ -9,7 +9,7 @@ import io
 import re
 from dataclasses import dataclass
 
-from qa import clean
+from qa.text import clean
 from qa.errors import QAError
 
 # Fewer words than this is a menu, a paywall stub or an error page, not an article.

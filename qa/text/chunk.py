@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from qa.clean import paragraph_spans
+from qa.text.clean import paragraph_spans
 from qa.config import Settings
 from qa.types import Article, Span
 
