@@ -188,7 +188,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with its connection pool on the guarded backend (httpx is pinned:
-    its HTTPTransport keeps the pool in `_pool`; tests/test_fetch.py fails if that
+    its HTTPTransport keeps the pool in `_pool`; tests/web/test_fetch.py fails if that
     changes, because a resolver that is not asked means the guard is bypassed)."""
 
     def __init__(self, backend: _GuardedBackend) -> None:

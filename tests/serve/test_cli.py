@@ -26,7 +26,7 @@ def test_ask_prints_the_quote_with_the_answer_marked(seed_settings):
     assert result.returncode == 0, result.stderr
     assert "[1] New Alliances, New Era — 000_2cb1631c0639e46a.txt" in result.stdout
     marked = result.stdout.split("**")[1::2]
-    # Exactly the answering sentence of the first quote (tests/test_highlights.py checks
+    # Exactly the answering sentence of the first quote (tests/serve/test_highlights.py checks
     # its offsets through --json).
     assert marked[0] == ("The export bans on Nvidia GPUs are indicative of attempts to retain "
                          "an upper hand in the global AI race, which has subsequently prompted "
