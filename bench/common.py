@@ -164,7 +164,7 @@ def current_generation(index_dir: Path) -> Path:
 
 def current_chunker_info():
     """The chunker a manifest must have to load with today's code and defaults."""
-    from qa.text.chunk import chunk_settings_for
+    from qa.config import chunk_settings_for
     from qa.config import Settings
     from qa.index.generation import chunker_info
 

@@ -82,7 +82,7 @@ class StageClock:
 
 def embed_only(embedder, settings, article_path: Path) -> tuple[float, float, int]:
     """Wall, CPU seconds and text count to chunk and embed one article as a build does."""
-    from qa.text.chunk import chunk_settings_for
+    from qa.config import chunk_settings_for
     from qa.build import embed_articles
     from qa.text.ingest import load_corpus
 

@@ -5,9 +5,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa.text.chunk import is_heading
 from qa.config import Settings
-from qa.scoring import ANSWERED, NONE, confidence
+from qa.scoring import ANSWERED, NONE, confidence, is_heading
 from qa.types import Answer, Hit, Quote, ScoredSpan, Span
 
 

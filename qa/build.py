@@ -14,11 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.text.chunk import (
-    Chunk, ChunkSettings, chunk_article, chunk_settings_for, embedding_text,
-    sentence_embedding_text,
-)
-from qa.config import Settings
+from qa.config import ChunkSettings, Settings, chunk_settings_for
 from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder
 from qa.errors import ConfigError, CorpusError, IndexWriteError, QAError
 from qa.index import layout
@@ -30,6 +26,7 @@ from qa.index.manifest import (
     FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo, read_manifest,
 )
 from qa.index.vectors import save_vectors
+from qa.text.chunk import Chunk, chunk_article, embedding_text, sentence_embedding_text
 from qa.text.ingest import Corpus, Skipped, load_corpus, skipped_phrase
 from qa.types import Article, Span
 

@@ -23,6 +23,25 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 ARTICLE_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkSettings:
+    """How articles are cut; stored in the manifest so a mismatch is caught on load."""
+
+    max_tokens: int = 256
+    overlap_sentences: int = 1
+    # Paragraphs shorter than this merge with the next one, so no passage is a fragment.
+    min_tokens: int = 24
+
+
+def human_size(n: int) -> str:
+    """Bytes as a short size a person reads: 512 bytes, 3.5 KB, 10 MB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.3g} KB"
+    return f"{n / 2**20:.3g} MB"
+
+
 def coerce_k(value: object) -> int | None:
     """k as the page and HTTP clients send it (3, 3.0, "3") as an int; None or "" -> None
     (the default). Range checks are the Retriever's.
@@ -180,6 +199,14 @@ class Settings:
                     f"VERBATIM_WATCH_DEBOUNCE must be a number of seconds >= 0, got {debounce!r}"
                 ) from None
         return cls().replace(**env).replace(**overrides)
+
+
+def chunk_settings_for(settings: Settings, model_max_tokens: int) -> ChunkSettings:
+    """The chunker the settings ask for, capped so no passage exceeds what the model reads."""
+    return ChunkSettings(
+        max_tokens=min(settings.chunk_tokens, model_max_tokens),
+        overlap_sentences=settings.overlap_sentences,
+    )
 
 
 def parse_switch(value: str, name: str) -> bool:

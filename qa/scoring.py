@@ -46,6 +46,9 @@ class Weights:
 
 DEFAULT_WEIGHTS = Weights()
 
+# A line ending like this closes a sentence; one that does not may be a heading.
+_CLOSING = re.compile(r"[.!?…:;\"'”’)\]]$")
+
 ANSWERED: Confidence = "answered"
 LOW: Confidence = "low"
 NONE: Confidence = "none"
@@ -58,6 +61,12 @@ def confidence(relevance: float, abstain_below: float, confident_from: float) ->
     if relevance < abstain_below:
         return NONE
     return ANSWERED if relevance >= confident_from else LOW
+
+
+def is_heading(paragraph: str) -> bool:
+    """A short line without closing punctuation reads as a section heading (the chunker
+    joins it to the paragraph after it; a quote marks it only when it has nothing else)."""
+    return len(paragraph) <= 100 and not _CLOSING.search(paragraph)
 
 
 def term_coverage(

@@ -181,7 +181,7 @@ def index_entries(settings: Settings) -> set[str]:
 
 def memory_generation(articles, embedder, settings: Settings = Settings()):
     """A Generation assembled in memory (no files) from `articles`, as a build would."""
-    from qa.text.chunk import chunk_settings_for
+    from qa.config import chunk_settings_for
     from qa.build import assemble, content_hash, embed_articles
     from qa.index.db import PassageDB
     from qa.index.dense import FaissDense

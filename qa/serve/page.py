@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 # Answering imports only the query side; the Library's upload and rebuild import the
 # write side (qa.web.upload, qa.build) when they are used.
 from qa.serve import render  # noqa: E402
-from qa.config import ARTICLE_SUFFIXES, MODES, Settings, coerce_k  # noqa: E402
+from qa.config import ARTICLE_SUFFIXES, MODES, Settings, coerce_k, human_size  # noqa: E402
 from qa.embed import Embedder, QuestionEncoder  # noqa: E402  (no torch until a model loads)
 from qa.errors import BuildLockedError, ConfigError, IndexMissingError, QAError  # noqa: E402
 from qa.embed.ray_engine import add_engine_options  # noqa: E402  (no ray import until used)
@@ -453,7 +453,7 @@ def build_page(page: Page) -> gr.Blocks:
                     files = gr.File(
                         file_count="multiple", file_types=list(ARTICLE_SUFFIXES),
                         label=f"Add articles ({' '.join(ARTICLE_SUFFIXES)}, up to "
-                              f"{render.human_size(settings.max_upload_bytes)} each)",
+                              f"{human_size(settings.max_upload_bytes)} each)",
                         elem_id="upload", scale=3,
                     )
                     with gr.Column(scale=2):

@@ -28,15 +28,6 @@ CLOSEST_CONTEXT_CHARS = 110
 BAR_STEPS = 10
 
 
-def human_size(n: int) -> str:
-    """Bytes as a short size a person reads: 512 bytes, 3.5 KB, 10 MB."""
-    if n < 1024:
-        return f"{n} bytes"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.3g} KB"
-    return f"{n / 2**20:.3g} MB"
-
-
 def esc(text: object) -> str:
     """Untrusted text as HTML text (quotes too, so it is safe inside attributes)."""
     return html.escape(str(text), quote=True)

@@ -5,8 +5,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from qa.config import ChunkSettings
+from qa.scoring import is_heading
 from qa.text.clean import paragraph_spans
-from qa.config import Settings
 from qa.types import Article, Span
 
 # Counts word pieces for each text, without special tokens (the model's own tokenizer).
@@ -14,25 +15,6 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
 _WORD = re.compile(r"\S+")
-_SENTENCE_END = re.compile(r"[.!?…:;\"'”’)\]]$")
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkSettings:
-    """How articles are cut; stored in the manifest so a mismatch is caught on load."""
-
-    max_tokens: int = 256
-    overlap_sentences: int = 1
-    # Paragraphs shorter than this merge with the next one, so no passage is a fragment.
-    min_tokens: int = 24
-
-
-def chunk_settings_for(settings: Settings, model_max_tokens: int) -> ChunkSettings:
-    """The chunker the settings ask for, capped so no passage exceeds what the model reads."""
-    return ChunkSettings(
-        max_tokens=min(settings.chunk_tokens, model_max_tokens),
-        overlap_sentences=settings.overlap_sentences,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +42,6 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
         if end - trail > start + lead:
             spans.append(Span(offset + start + lead, offset + end - trail))
     return spans or [Span(offset, offset + len(text))]
-
-
-def is_heading(paragraph: str) -> bool:
-    """A short line without closing punctuation reads as a section heading."""
-    return len(paragraph) <= 100 and not _SENTENCE_END.search(paragraph)
 
 
 def split_long_sentence(text: str, span: Span, budget: int, count: TokenCounter) -> list[Span]:

@@ -6,28 +6,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 _SPACE = re.compile(r"\s+")
-_YEAR = re.compile(r"\b(1[89]|2[0-9])[0-9]{2}\b")
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v\u00a0]*\n")
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _MD_BLOCK_START = re.compile(r"^(#{1,6}\s|[-*+]\s|\d+[.)]\s|>)")
-
-
-def normalize_date(value: object) -> str | None:
-    """An ISO date (YYYY-MM-DD) from what a feed or page gives, or None if it is no date.
-
-    Dates are compared as strings by the date filter, so they must all look alike.
-    """
-    text = "" if value is None else str(value).strip()
-    if not _YEAR.search(text):  # without a year any "date" would be a guess
-        return None
-    from datetime import datetime
-
-    from dateutil import parser
-
-    try:
-        return parser.parse(text, default=datetime(2000, 1, 1)).date().isoformat()
-    except (ValueError, OverflowError):
-        return None
 
 
 def normalize_whitespace(text: str) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.dates import normalize_date
 from qa.text import clean
 from qa.errors import CorpusError
 from qa.types import Article
@@ -144,7 +145,7 @@ def read_html(path: Path, rel: str) -> Iterator[Document]:
         title=title,
         paragraphs=tuple(clean.line_paragraphs(text)),
         source=rel,
-        date=clean.normalize_date(getattr(doc, "date", None)),
+        date=normalize_date(getattr(doc, "date", None)),
         url=getattr(doc, "url", None),
     )
 
@@ -219,7 +220,7 @@ def read_jsonl(path: Path, rel: str) -> Iterator[Document | Skipped]:
             title=(record.get("title") or record_id).strip() or record_id,
             paragraphs=tuple(paragraphs),
             source=rel,
-            date=clean.normalize_date(record.get("date")),
+            date=normalize_date(record.get("date")),
             url=record.get("url"),
             origin=where,
         )

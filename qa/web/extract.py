@@ -9,6 +9,7 @@ import io
 import re
 from dataclasses import dataclass
 
+from qa.dates import normalize_date
 from qa.text import clean
 from qa.errors import QAError
 
@@ -138,7 +139,7 @@ def extract_page(body: bytes, charset: str | None, url: str) -> WebPage:
     return WebPage(
         title=title,
         paragraphs=tuple(paragraphs),
-        date=clean.normalize_date(getattr(doc, "date", None)),
+        date=normalize_date(getattr(doc, "date", None)),
         canonical=canonical_link(html, url),
     )
 
@@ -169,7 +170,7 @@ def parse_feed(body: bytes, content_type: str, url: str) -> ParsedFeed:
         items.append(FeedItem(
             link=urljoin(url, link.strip()) if link.strip() else None,
             title=clean.normalize_whitespace(entry.get("title", "")) or None,
-            date=clean.normalize_date(entry.get("published") or entry.get("updated")),
+            date=normalize_date(entry.get("published") or entry.get("updated")),
         ))
     title = clean.normalize_whitespace(parsed.feed.get("title", "")) or None
     return ParsedFeed(title=title, items=tuple(items))

@@ -303,7 +303,7 @@ def media_type(header: str | None) -> tuple[str, str | None]:
 
 
 def _human(n: int) -> str:
-    from qa.serve.render import human_size
+    from qa.config import human_size
 
     return human_size(n)
 

@@ -9,10 +9,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.config import ARTICLE_SUFFIXES, Settings
+from qa.config import ARTICLE_SUFFIXES, Settings, human_size
 from qa.errors import QAError
 from qa.text.ingest import NotText, decode_text
-from qa.serve.render import human_size
 
 MAX_UPLOAD_BYTES = Settings().max_upload_bytes
 MAX_NAME_CHARS = 120

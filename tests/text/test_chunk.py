@@ -1,7 +1,8 @@
 """Unit tests of chunking (pure; word counts stand in for the tokenizer)."""
 import re
 
-from qa.text.chunk import SPECIAL_TOKENS, ChunkSettings, chunk_article, embedding_text, split_sentences
+from qa.config import ChunkSettings
+from qa.text.chunk import SPECIAL_TOKENS, chunk_article, embedding_text, split_sentences
 from qa.text.clean import join_paragraphs
 from qa.types import Article
 

@@ -34,12 +34,3 @@ def test_paragraph_spans_point_at_the_paragraphs():
     paragraphs = ["First one.", "Second, longer one.", "3"]
     text = clean.join_paragraphs(paragraphs)
     assert [text[a:b] for a, b in clean.paragraph_spans(text)] == paragraphs
-
-
-def test_dates_become_iso_so_the_filter_can_compare_them():
-    assert clean.normalize_date("July 28, 2025") == "2025-07-28"
-    assert clean.normalize_date("2025-07-28T09:00:00Z") == "2025-07-28"
-    assert clean.normalize_date("28 Jul 2025 10:00 +0200") == "2025-07-28"
-    assert clean.normalize_date("March 2024") == "2024-03-01"
-    for not_a_date in ("garbage", "", None, "July 28"):
-        assert clean.normalize_date(not_a_date) is None
