@@ -1,4 +1,9 @@
-"""Corpus -> a new index generation, re-embedding only new and changed articles."""
+"""The pipeline: corpus -> a new index generation, re-embedding only new and changed articles.
+
+Reads the corpus (qa.text.ingest), plans against the live generation, chunks and embeds
+what is new (qa.text.chunk, an Embedder), assembles every passage row and vector, and
+hands them to the writer (qa.index.writer), which publishes the generation.
+"""
 from __future__ import annotations
 
 import functools
@@ -9,33 +14,29 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from qa.config import ChunkSettings, Settings, chunk_settings_for
 from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder
-from qa.errors import ConfigError, CorpusError, IndexWriteError, QAError
+from qa.errors import ConfigError, CorpusError, IndexWriteError
 from qa.index import layout
-from qa.index.db import PassageRow, write_db
-from qa.index.dense import DEFAULT_BACKEND, backend_class, choose_factory
-from qa.index.generation import Expected, Generation, chunker_info, expected_for
-from qa.index.lexical import LexicalIndex
-from qa.index.manifest import (
-    FORMAT_VERSION, BuildStats, Counts, DenseInfo, Manifest, ModelInfo, read_manifest,
+from qa.index.db import PassageRow
+from qa.index.dense import DEFAULT_BACKEND, choose_factory
+from qa.index.generation import chunker_info, expected_for
+from qa.index.manifest import BuildStats, DenseInfo, Manifest, ModelInfo
+from qa.index.writer import (
+    Assembled, OnProgress, Reusable, live_manifest, reusable_generation, write_generation,
 )
-from qa.index.vectors import save_vectors
 from qa.text.chunk import Chunk, chunk_article, embedding_text, sentence_embedding_text
 from qa.text.ingest import Corpus, Skipped, load_corpus, skipped_phrase
 from qa.types import Article, Span
 
 log = logging.getLogger(__name__)
 
-# (stage, done, total): "read" (articles read), "embed" (texts embedded), then "write" in
-# WRITE_STEPS steps: dense files, BM25, passages, published (CURRENT not yet switched), live.
-OnProgress = Callable[[str, int, int], None]
-WRITE_STEPS = 5
+# Progress (stage, done, total): "read" (articles read), "embed" (texts embedded), then the
+# writer's "write" steps (qa.index.writer.WRITE_STEPS).
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,27 +158,6 @@ def _embed_late(embedder: Embedder, articles: Sequence[Article],
     return Embedded(chunks, vectors, sentence_vectors, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Reusable:
-    """The live generation's rows and vectors, checked, for articles that did not change."""
-
-    name: str
-    manifest: Manifest
-    hashes: dict[str, str]
-    rows: dict[str, list[PassageRow]]
-    vectors: np.ndarray
-    sentence_vectors: np.ndarray
-
-
-@dataclass(frozen=True, slots=True)
-class Assembled:
-    """Every article's passage rows (ids 0..n-1 in corpus order) and their vectors."""
-
-    rows: list[PassageRow]
-    vectors: np.ndarray
-    sentence_vectors: np.ndarray
-
-
 def assemble(articles: Sequence[Article], kept_ids: frozenset[str],
              previous: Reusable | None, fresh: Embedded) -> Assembled:
     """Kept articles' stored rows and vectors, fresh ones' new rows, renumbered in order."""
@@ -209,73 +189,6 @@ def assemble(articles: Sequence[Article], kept_ids: frozenset[str],
     vectors = np.concatenate(vector_parts).astype(np.float32)
     sentence_vectors = np.concatenate(sentence_parts).astype(np.float16)
     return Assembled(rows, vectors, sentence_vectors)
-
-
-def write_files(folder: Path, articles: Sequence[Article], hashes: dict[str, str],
-                assembled: Assembled, dense: DenseInfo, progress: OnProgress) -> None:
-    """A generation's data files (everything but the manifest) into `folder`."""
-    backend_class(dense.backend).build(assembled.vectors, dense.factory).save(
-        folder / layout.DENSE_FILE
-    )
-    save_vectors(folder / layout.VECTORS_FILE, assembled.vectors)
-    save_vectors(folder / layout.SENTENCE_VECTORS_FILE, assembled.sentence_vectors)
-    progress("write", 1, WRITE_STEPS)
-    texts = {a.id: a.text for a in articles}
-    LexicalIndex.build(
-        [texts[r.article_id][r.start:r.end] for r in assembled.rows]
-    ).save(folder / layout.LEXICAL_DIR)
-    progress("write", 2, WRITE_STEPS)
-    write_db(folder / layout.DB_FILE, ((a, hashes[a.id]) for a in articles), assembled.rows)
-    progress("write", 3, WRITE_STEPS)
-
-
-def _live_manifest(index_dir: Path) -> tuple[str | None, Manifest | None]:
-    """The live generation's name and manifest (None if it has none or it is unreadable)."""
-    name = layout.read_current(index_dir, required=False)
-    if name is None:
-        return None, None
-    try:
-        return name, read_manifest(index_dir / name)
-    except QAError:
-        return name, None
-
-
-def _previous(index_dir: Path, name: str | None, expected: Expected,
-              precision: str, sentence_vectors: str = "separate") -> Reusable | None:
-    """What the live generation can lend, or None if there is none or it does not fit.
-
-    It is opened with every check a reader makes, checksums included, so damage is never
-    copied forward. Vectors of another precision are not mixed into a generation (their
-    cosines agree to 0.99998, but a manifest then says what every vector is), nor sentence
-    vectors made the other way (separate vs late: they score differently).
-    """
-    if name is None:
-        return None
-    try:
-        generation = Generation.open(index_dir / name, expected, checksums=True)
-    except QAError as exc:
-        log.warning("not reusing the live index (%s); embedding every article", exc)
-        return None
-    if generation.manifest.model.precision != precision:
-        log.info("the live index holds %s vectors, this build makes %s: embedding every "
-                 "article", generation.manifest.model.precision, precision)
-        generation.close()
-        return None
-    if generation.manifest.model.sentence_vectors != sentence_vectors:
-        log.info("the live index holds %s sentence vectors, this build makes %s: embedding "
-                 "every article", generation.manifest.model.sentence_vectors, sentence_vectors)
-        generation.close()
-        return None
-    try:
-        return Reusable(
-            name, generation.manifest, generation.db.content_hashes(),
-            generation.db.passage_rows(), generation.vectors, generation.sentence_vectors,
-        )
-    except (sqlite3.Error, OSError, ValueError, KeyError) as exc:
-        log.warning("not reusing the live index %s (%s); embedding every article", name, exc)
-        return None
-    finally:
-        generation.close()
 
 
 def _corpus(settings: Settings) -> Corpus:
@@ -407,10 +320,11 @@ def build_index(
             log.info("removed %s, left by a crashed build", leftover)
         corpus = _corpus(settings)
         chunking = chunk_settings_for(settings, embedder.max_tokens)
-        live, live_manifest = _live_manifest(index_dir)
-        previous = None if full else _previous(index_dir, live, expected_for(embedder, chunking),
-                                               embedder.precision, settings.sentence_vectors)
-        plan = _plan(corpus, previous, live_manifest)
+        live, current = live_manifest(index_dir)
+        previous = None if full else reusable_generation(
+            index_dir, live, expected_for(embedder, chunking), embedder.precision,
+            settings.sentence_vectors)
+        plan = _plan(corpus, previous, current)
         progress("read", len(corpus.articles), len(corpus.articles))
         if _up_to_date(plan, previous, settings):
             # Nothing to build: the live generation stays, and so does the one before it.
@@ -426,27 +340,11 @@ def build_index(
         stats = plan.stats(full, embedded)
         dense = DenseInfo(DEFAULT_BACKEND,
                           settings.index_factory or choose_factory(len(assembled.vectors)))
-        progress("write", 0, WRITE_STEPS)
-        with layout.new_generation(
-            index_dir, on_published=lambda: progress("write", 4, WRITE_STEPS)
-        ) as gen:
-            write_files(gen.path, corpus.articles, plan.hashes, assembled, dense, progress)
-            gen.commit(Manifest(
-                format_version=FORMAT_VERSION,
-                generation=gen.name,
-                previous=gen.previous,
-                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                build_seconds=round(time.perf_counter() - started, 2),
-                corpus_dir=_corpus_dir(settings),
-                model=_model_info(embedder, settings.sentence_vectors),
-                chunker=chunker_info(chunking),
-                dense=dense,
-                counts=Counts(articles=len(corpus.articles), passages=len(assembled.rows),
-                              sentences=len(assembled.sentence_vectors)),
-                build=stats,
-                files={},  # filled in by commit
-                articles=plan.hashes,
-            ))
-        progress("write", WRITE_STEPS, WRITE_STEPS)
+        name, before = write_generation(
+            index_dir, corpus.articles, plan.hashes, assembled, dense=dense,
+            model=_model_info(embedder, settings.sentence_vectors),
+            chunker=chunker_info(chunking), corpus_dir=_corpus_dir(settings), build=stats,
+            started=started, progress=progress,
+        )
         _export_question_model(embedder, index_dir)
-    return BuildReport.of(gen.name, corpus, len(assembled.rows), stats, started, gen.previous)
+    return BuildReport.of(name, corpus, len(assembled.rows), stats, started, before)

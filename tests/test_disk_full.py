@@ -58,7 +58,7 @@ def fail_writing(monkeypatch) -> None:
     def no_space(path, vectors):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("qa.build.save_vectors", no_space)
+    monkeypatch.setattr("qa.index.writer.save_vectors", no_space)
 
 
 def test_build_index_raises_a_clear_error(tmp_path, monkeypatch):
