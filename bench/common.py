@@ -147,7 +147,7 @@ def squad_index(precision: str = "fp32", embedder=None) -> Path:
     except QAError:  # written by an older format: build it again
         stale = True
     if stale:
-        from qa.embed import SentenceTransformerEmbedder
+        from qa.embed.transformer import SentenceTransformerEmbedder
 
         embedder = embedder or SentenceTransformerEmbedder(precision=precision)
         print(f"building the squad-dev index ({precision}) in {index_dir} ...", flush=True)

@@ -101,7 +101,7 @@ def main() -> int:
 
     from qa.build import build_index
     from qa.config import Settings
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed.transformer import SentenceTransformerEmbedder
 
     print(f"start: {load()}", flush=True)
     embedder = SentenceTransformerEmbedder()

@@ -85,7 +85,7 @@ def worker(args: argparse.Namespace) -> dict:
     settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision,
                         reranker=args.rerank == "on")
     if args.question_encoder == "torch":
-        from qa.embed import SentenceTransformerEmbedder
+        from qa.embed.transformer import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder(precision=args.precision)
     else:

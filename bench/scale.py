@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throwaway cluster the tests use
 
 from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.embed import SentenceTransformerEmbedder  # noqa: E402
+from qa.embed.transformer import SentenceTransformerEmbedder  # noqa: E402
 
 PASSAGES = (1_000_000, 10_000_000)
 MACHINES = (1, 4, 16, 64)

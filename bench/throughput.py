@@ -31,7 +31,7 @@ from common import (  # noqa: I001
 
 from qa.build import build_index
 from qa.config import Settings, cpu_has_bf16, resolve_precision
-from qa.embed import SentenceTransformerEmbedder
+from qa.embed.transformer import SentenceTransformerEmbedder
 
 
 class Recording:

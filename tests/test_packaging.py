@@ -30,7 +30,7 @@ def test_the_ray_extra_is_pinned_like_requirements():
     (ray,) = project["optional-dependencies"]["ray"]
     assert requirements.get(ray.split("==")[0].lower()) == ray
     assert not any(d.lower().startswith("ray") for d in project["dependencies"]), "optional"
-    from qa.embed.ray_engine import RAY_REQUIREMENT
+    from qa.embed.ray_connect import RAY_REQUIREMENT
 
     assert RAY_REQUIREMENT == ray, "the install hint names another version"
 

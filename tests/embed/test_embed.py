@@ -15,7 +15,7 @@ def seed_sentences(count: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def bf16_embedder():
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed.transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(precision="bf16")
 

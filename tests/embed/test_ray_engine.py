@@ -28,7 +28,8 @@ from index_helpers import CountingEmbedder, cli_env, copy_index, run_cli, small_
 from qa.build import build_index
 from qa.config import Settings
 from qa.errors import ClusterError, ConfigError
-from qa.embed.ray_engine import MAX_BLOCK, MIN_BLOCK, block_size, host_port, probe, resolve_address
+from qa.embed.ray_connect import host_port, probe, resolve_address
+from qa.embed.ray_engine import MAX_BLOCK, MIN_BLOCK, block_size
 
 SQUAD = EVAL / "squad-dev" / "articles.jsonl"
 # Three of the shortest squad-dev articles: two to build, one to add.
