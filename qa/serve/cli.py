@@ -120,26 +120,22 @@ class ProgressBars:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.embed import load_embedder
-    from qa.build import build_index
+    from qa.serve.library import Library, engine_embedder
 
     settings = _settings(args)
     # Say "another build is running" now, not after seconds of loading the model; the
     # build takes the lock for real (and may still wait for it) below.
     with layout.build_lock(settings.index_dir, args.wait):
         pass
-    if args.engine == "ray":
-        from qa.embed.ray_engine import load_ray_embedder
-
-        # Checks Ray is installed and the cluster answers before the model loads.
-        embedder = load_ray_embedder(settings, args.ray_address, args.ray_actors)
-    else:
-        embedder = load_embedder(settings)
+    # With --engine ray: Ray installed and the cluster answering are checked before the
+    # model loads.
+    embedder = engine_embedder(settings, args.engine, args.ray_address, args.ray_actors)
+    library = Library(settings, embedder)
+    library.embedder()  # the model loads before the first build, as the bars start
     bars = ProgressBars(args.quiet)
 
     def build_once() -> None:
-        report = build_index(settings, embedder, full=args.full, on_progress=bars,
-                             wait_seconds=args.wait)
+        report = library.rebuild(full=args.full, on_progress=bars, wait_seconds=args.wait)
         bars.close()
         from qa.text.ingest import skip_summary
 
@@ -203,94 +199,78 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- news from the web: `add` and `feeds` (qa.web.feeds does the work) ---------------------------
-def _web_report(args: argparse.Namespace, settings: Settings, report, embedder) -> int:
-    """Update the index if anything was stored, print every result; 1 if anything failed."""
-    from qa.web.feeds import index_if_stored
+# -- news from the web: `add` and `feeds` (the Library does the work) ------------------------
+def _web_report(args: argparse.Namespace, report) -> int:
+    """Print every result (and the index update); 1 if anything failed."""
+    from qa.serve.reports import intake_lines
 
-    if not args.no_index:
-        bars = ProgressBars(args.quiet)
-        report = index_if_stored(report, settings, embedder, on_progress=bars,
-                                 wait_seconds=args.wait)
-        bars.close()
-    for line in report.lines():
+    for line in intake_lines(report):
         print(line, flush=True)
     if args.no_index and report.stored:
         print(f"{report.stored} new articles stored; run `python -m qa index` to search them")
     return 1 if report.failures else 0
 
 
-def _model(settings: Settings):
-    """A loader that loads the model once, the first time something new needs embedding."""
-    loaded: list = []
+def _library(settings: Settings):
+    """The operator's library: fetches may reach private addresses (it is their machine)."""
+    from qa.serve.library import Library
 
-    def load():
-        if not loaded:
-            from qa.embed import load_embedder
-
-            loaded.append(load_embedder(settings))
-        return loaded[0]
-
-    return load
+    return Library(settings, allow_private_urls=True)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from qa.web.feeds import WebReport, add_urls
-    from qa.web.fetch import Fetcher
-
-    settings = _settings(args)
-    with Fetcher() as fetcher:  # the operator's command: private addresses are allowed
-        items = add_urls(settings.corpus_dir, args.urls, fetcher)
-    return _web_report(args, settings, WebReport(items=items), _model(settings))
+    with _library(_settings(args)) as library:
+        bars = ProgressBars(args.quiet)
+        report = library.add_urls(args.urls, index=not args.no_index, on_progress=bars,
+                                  wait_seconds=args.wait)
+        bars.close()
+    return _web_report(args, report)
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    from qa.web import feeds
+    from qa.serve.reports import followed_lines
 
-    settings = _settings(args)
+    library = _library(_settings(args))
     if args.feeds_command == "add":
         for url in args.urls:
-            feed, added = feeds.follow(settings.corpus_dir, url)
+            feed, added = library.follow(url)
             print(f"following {feed.url}" if added else f"already following {feed.url}")
         print("its articles are fetched by `python -m qa feeds update`")
         return 0
     if args.feeds_command == "remove":
         for url in args.urls:
-            feed = feeds.unfollow(settings.corpus_dir, url)
+            feed = library.unfollow(url)
             print(f"stopped following {feed.url} (the {feed.stored} articles stored from it "
                   "stay in the corpus)")
         return 0
     if args.feeds_command == "list":
-        listed = feeds.read_feeds(settings.corpus_dir).feeds
+        listed = library.feeds()
         if not listed:
             print("no feeds followed; add one with `python -m qa feeds add URL`")
         for feed in listed:
-            checked = (feed.checked or "").replace("T", " ").replace("+00:00", " UTC")
-            print(feed.url)
-            print(f"    {feed.title or '(title not known yet)'} · {feed.stored} articles stored"
-                  + (f" · {len(feed.pending)} waiting" if feed.pending else "")
-                  + (f" · checked {checked}: {feed.status}" if feed.checked else
-                     " · never checked"))
+            for line in followed_lines(feed):
+                print(line)
         return 0
-    return _feeds_update(args, settings)
+    return _feeds_update(args, library)
 
 
-def _feeds_update(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.web.feeds import WebReport, parse_duration, poll, update_feeds
-    from qa.web.fetch import Fetcher
+def _feeds_update(args: argparse.Namespace, library) -> int:
+    from qa.web.schedule import parse_duration, poll
 
     every = parse_duration(args.every) if args.every else None
     if every is not None and every < 60:
         raise ConfigError(f"--every must be at least 1m (feeds are polled politely), "
                           f"got {args.every!r}")
-    model = _model(settings)
     status = [0]
-    with Fetcher() as fetcher:
+    with library:
         def run_once() -> None:
-            results = update_feeds(settings.corpus_dir, fetcher)
-            if not results:
+            bars = ProgressBars(args.quiet)
+            report = library.update_feeds(index=not args.no_index, on_progress=bars,
+                                          wait_seconds=args.wait)
+            bars.close()
+            if not report.web.feeds:
                 print("no feeds followed; add one with `python -m qa feeds add URL`")
-            status[0] = _web_report(args, settings, WebReport(feeds=results), model)
+            status[0] = _web_report(args, report)
 
         if every is None:
             run_once()

@@ -299,7 +299,8 @@ def test_without_an_address_a_local_ray_runtime_builds_and_goes_away(tmp_path, r
 
 # -- the page --------------------------------------------------------------------------------
 def test_the_page_rebuilds_with_the_engine_it_was_started_with(tmp_path):
-    from qa.serve.page import Page, parser
+    from qa.serve.page import Page
+    from qa.serve.server import parser
 
     assert parser().parse_args([]).engine == "local"
     args = parser().parse_args(["--engine", "ray", "--ray-address", "10.0.0.5:6379"])

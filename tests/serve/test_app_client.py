@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from app_server import start_app
-from qa.serve.page import parse_auth
+from qa.serve.server import parse_auth
 from qa.errors import ConfigError
 
 USER, PASSWORD = "reader", "s3cret:with-colon"

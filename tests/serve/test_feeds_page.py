@@ -10,7 +10,7 @@ import pytest
 from qa.serve.page import Page
 from app_server import ask as ask_on_page, chromium_page, start_app
 from index_helpers import small_corpus
-from qa.web import feeds
+from qa.web import feedlist
 from web_site import (
     ANSWER, ARTICLES, FIRST_THREE, FOURTH, FOURTH_ANSWER, FOURTH_QUESTION, QUESTION, Site,
     serve_news,
@@ -37,12 +37,12 @@ def test_the_page_refuses_private_urls_without_the_flag(site, tmp_path, fake_emb
     note, _rows, left = page.follow_feed(f"http://localhost:{site.port}/feed.xml")
     assert note.startswith("⚠️ Not followed: refused: localhost resolves to 127.0.0.1, a "
                            "loopback address")
-    assert feeds.read_feeds(settings.corpus_dir).feeds == ()
+    assert feedlist.read_feeds(settings.corpus_dir).feeds == ()
     note, *_ = page.add_urls("http://169.254.169.254/latest/meta-data/")
     assert "refused: 169.254.169.254 is a cloud metadata address" in note
 
     # A feed the operator added with the CLI is not fetched from the page either.
-    feeds.follow(settings.corpus_dir, feed_url)
+    feedlist.follow(settings.corpus_dir, feed_url)
     note, *_ = page.update_feeds()
     assert "**feed failed**" in note and "refused: 127.0.0.1 is a loopback address" in note
     assert site.requests == []  # the server was never contacted, not even for robots.txt

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from qa.serve import page as app
+from qa.serve import server
 from conftest import FakeEmbedder
 from qa.serve.api import exposure_warning, local_addresses, serving_urls
 
@@ -64,16 +64,16 @@ def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, 
     monkeypatch.setattr("qa.serve.api.local_addresses", lambda: ["192.0.2.9"])
 
     def fake_prepare(settings, *engine):
-        return app.Page(settings, FakeEmbedder())
+        return server.Page(settings, FakeEmbedder())
 
     def fake_serve(asgi, host, port, on_ready=None):
         served.update(host=host, port=port, app=asgi)
         on_ready()
 
-    monkeypatch.setattr(app, "prepare", fake_prepare)
+    monkeypatch.setattr(server, "prepare", fake_prepare)
     monkeypatch.setattr("qa.serve.api.serve", fake_serve)
     monkeypatch.delenv("VERBATIM_AUTH", raising=False)
-    assert app.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
+    assert server.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
                      "--index", str(tmp_path / "i")]) == 0
     out, err = capsys.readouterr()
     assert served["host"] == "0.0.0.0" and served["port"] == 7861
@@ -83,6 +83,6 @@ def test_app_main_warns_and_prints_where_it_is_reachable(tmp_path, monkeypatch, 
     assert "/docs" in ready
 
     monkeypatch.setenv("VERBATIM_AUTH", "u:p")
-    assert app.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
+    assert server.main(["--host", "0.0.0.0", "--port", "7861", "--corpus", str(tmp_path / "c"),
                      "--index", str(tmp_path / "i")]) == 0
     assert "WITHOUT A LOGIN" not in capsys.readouterr().err

@@ -7,12 +7,13 @@ import threading
 
 import pytest
 
-from qa.web import feeds
-from qa.errors import ConfigError, CorpusError
+from qa.web import feedlist, schedule
+from qa.errors import ConfigError, CorpusError, QAError
 from qa.web.extract import (
     MIN_ARTICLE_WORDS, NotAFeed, NotAnArticle, check_html, extract_page, parse_feed,
 )
-from qa.web.feeds import Feed, FeedList, Pending, feed_list_from_json, feed_list_to_json
+from qa.web.feedlist import Feed, FeedList, Pending, feed_list_from_json, feed_list_to_json
+from qa.web.fetch import UrlError
 from qa.text.ingest import load_corpus
 from qa.web.store import (
     Known, WebArticle, article_path, host_folder, known_articles, slug, store_article,
@@ -171,7 +172,7 @@ def test_the_corpus_must_be_a_folder(tmp_path):
     with pytest.raises(CorpusError, match="is a file"):
         known_articles(single)
     with pytest.raises(CorpusError, match="is a file"):
-        feeds.follow(single, "https://a.example/feed")
+        feedlist.follow(single, "https://a.example/feed")
 
 
 # -- the feed list ---------------------------------------------------------------------------
@@ -190,9 +191,9 @@ def test_feed_list_round_trips_through_json():
                                   '{"format": 1, "feeds": [{"url": "u", "seen": "x"}]}',
                                   '{"format": 1, "feeds": [{"url": "u", "etag": 5}]}'])
 def test_a_damaged_feed_list_is_a_clear_error(tmp_path, text):
-    (tmp_path / feeds.STATE_FILE).write_text(text)
+    (tmp_path / feedlist.STATE_FILE).write_text(text)
     with pytest.raises(CorpusError, match=r"\.feeds\.json is not a readable feed list"):
-        feeds.read_feeds(tmp_path)
+        feedlist.read_feeds(tmp_path)
 
 
 def test_new_items_are_queued_once():
@@ -208,7 +209,7 @@ def test_new_items_are_queued_once():
 
 def test_a_failing_item_is_retried_then_given_up():
     feed = Feed("https://a.example/feed").with_items([("https://a.example/x", None, None)])
-    for attempt in range(1, feeds.MAX_ATTEMPTS):
+    for attempt in range(1, feedlist.MAX_ATTEMPTS):
         feed, gave_up = feed.failed("https://a.example/x", "HTTP 500")
         assert not gave_up and feed.pending[0].attempts == attempt
     feed, gave_up = feed.failed("https://a.example/x", "HTTP 500")
@@ -216,34 +217,34 @@ def test_a_failing_item_is_retried_then_given_up():
 
 
 def test_seen_items_are_capped():
-    feed = Feed("https://a.example/feed", seen=tuple(f"u{n}" for n in range(feeds.SEEN_LIMIT)))
+    feed = Feed("https://a.example/feed", seen=tuple(f"u{n}" for n in range(feedlist.SEEN_LIMIT)))
     feed = feed.done("new")
-    assert len(feed.seen) == feeds.SEEN_LIMIT and feed.seen[-1] == "new" and "u0" not in feed.seen
+    assert len(feed.seen) == feedlist.SEEN_LIMIT and feed.seen[-1] == "new" and "u0" not in feed.seen
 
 
 def test_follow_and_unfollow_on_disk(tmp_path):
-    feed, added = feeds.follow(tmp_path, "HTTPS://A.example/feed#top")
+    feed, added = feedlist.follow(tmp_path, "HTTPS://A.example/feed#top")
     assert added and feed.url == "https://a.example/feed"
-    assert feeds.follow(tmp_path, "https://a.example/feed")[1] is False
-    feeds.follow(tmp_path, "https://b.example/rss")
-    assert [f.url for f in feeds.read_feeds(tmp_path).feeds] == [
+    assert feedlist.follow(tmp_path, "https://a.example/feed")[1] is False
+    feedlist.follow(tmp_path, "https://b.example/rss")
+    assert [f.url for f in feedlist.read_feeds(tmp_path).feeds] == [
         "https://a.example/feed", "https://b.example/rss"]
     assert load_corpus(tmp_path).skipped == ()  # the hidden list is not an article
-    assert feeds.unfollow(tmp_path, "https://a.example/feed").url == "https://a.example/feed"
+    assert feedlist.unfollow(tmp_path, "https://a.example/feed").url == "https://a.example/feed"
     with pytest.raises(ConfigError, match="is not a followed feed .followed: https://b.example"):
-        feeds.unfollow(tmp_path, "https://a.example/feed")
-    with pytest.raises(feeds.UrlError):
-        feeds.follow(tmp_path, "file:///etc/passwd")
+        feedlist.unfollow(tmp_path, "https://a.example/feed")
+    with pytest.raises(UrlError):
+        feedlist.follow(tmp_path, "file:///etc/passwd")
 
 
 def test_parse_duration():
-    assert feeds.parse_duration("30m") == 1800
-    assert feeds.parse_duration("90s") == 90
-    assert feeds.parse_duration("2H") == 7200
-    assert feeds.parse_duration("1.5h") == 5400
+    assert schedule.parse_duration("30m") == 1800
+    assert schedule.parse_duration("90s") == 90
+    assert schedule.parse_duration("2H") == 7200
+    assert schedule.parse_duration("1.5h") == 5400
     for bad in ("30", "soon", "-5m", "5 minutes"):
         with pytest.raises(ConfigError, match="a duration looks like"):
-            feeds.parse_duration(bad)
+            schedule.parse_duration(bad)
 
 
 def test_poll_repeats_and_survives_a_failing_run():
@@ -252,9 +253,9 @@ def test_poll_repeats_and_survives_a_failing_run():
     def run_once():
         runs.append(1)
         if len(runs) == 2:
-            raise feeds.QAError("another feed update is running")
+            raise QAError("another feed update is running")
         if len(runs) == 4:
             stop.set()
 
-    feeds.poll(run_once, 0.01, stop, errors.append)
+    schedule.poll(run_once, 0.01, stop, errors.append)
     assert len(runs) == 4 and errors == ["another feed update is running"]

@@ -1,7 +1,8 @@
 """News in, end to end: a real HTTP server on 127.0.0.1 serving a feed of news pages ->
-`follow` + `update_feeds` -> the index (real model) -> answers quoting the page, with its
-URL. Incremental: a new item is the only one fetched and embedded; an unchanged feed is a
-304. Every failure is reported per URL while the rest is stored and indexed."""
+`follow` + `update_feeds` -> the Library's index update (real model) -> answers quoting the
+page, with its URL. Incremental: a new item is the only one fetched and embedded; an
+unchanged feed is a 304. Every failure is reported per URL while the rest is stored and
+indexed."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,9 @@ import json
 import pytest
 
 from index_helpers import CountingEmbedder, run_cli, small_corpus
-from qa.web import feeds
-from qa.web.feeds import WebReport, add_urls, index_if_stored, update_feeds
+from qa.serve.library import Library
+from qa.web import feedlist
+from qa.web.feeds import WebReport, add_urls, update_feeds
 from qa.web.fetch import FetchPolicy, Fetcher
 from qa.build import build_index
 from qa.retriever import Retriever
@@ -46,12 +48,12 @@ def test_follow_update_answer_then_only_the_new_item_is_fetched_and_embedded(
         site, settings, real_embedder):
     feed_url = serve_news(site)
     counting = CountingEmbedder(real_embedder)
-    feeds.follow(settings.corpus_dir, feed_url)
+    feedlist.follow(settings.corpus_dir, feed_url)
 
     with Fetcher(POLICY) as fetcher:
         # 1. The first update stores the three articles and indexes them.
         results = update_feeds(settings.corpus_dir, fetcher)
-        report = index_if_stored(WebReport(feeds=results), settings, lambda: counting)
+        report = Library(settings, counting).index_if_stored(WebReport(feeds=results))
         assert report.failures == [] and report.stored == 3
         assert (report.index.added, report.index.kept) == (3, 3)
         quote = best_quote(settings, real_embedder, QUESTION)
@@ -66,7 +68,7 @@ def test_follow_update_answer_then_only_the_new_item_is_fetched_and_embedded(
         results = update_feeds(settings.corpus_dir, fetcher)
         assert results[0].message == "not modified (HTTP 304)"
         assert site.hits("/feed.xml")[-1].status == 304
-        assert index_if_stored(WebReport(feeds=results), settings, lambda: counting).index \
+        assert Library(settings, counting).index_if_stored(WebReport(feeds=results)).index \
             is None
         assert counting.encoded == []
 
@@ -74,7 +76,7 @@ def test_follow_update_answer_then_only_the_new_item_is_fetched_and_embedded(
         site.add("/feed.xml", rss(site, FIRST_THREE + [FOURTH]),
                  content_type="application/rss+xml", conditional=True)
         results = update_feeds(settings.corpus_dir, fetcher)
-        report = index_if_stored(WebReport(feeds=results), settings, lambda: counting)
+        report = Library(settings, counting).index_if_stored(WebReport(feeds=results))
     assert results[0].message == "4 items, 1 new; 1 stored"
     assert [i.url for i in results[0].items] == [site.url(FOURTH)]
     assert {path: len(site.hits(path)) for path in ARTICLES} == {
@@ -87,7 +89,7 @@ def test_follow_update_answer_then_only_the_new_item_is_fetched_and_embedded(
     assert FOURTH_ANSWER in quote.text and quote.url == site.url(FOURTH)
 
     # The state travels with the corpus: a hidden file the reader skips.
-    state = json.loads((settings.corpus_dir / feeds.STATE_FILE).read_text())
+    state = json.loads((settings.corpus_dir / feedlist.STATE_FILE).read_text())
     (feed,) = state["feeds"]
     assert feed["stored"] == 4 and feed["etag"] and feed["pending"] == []
     assert sorted(feed["seen"]) == sorted(site.url(p) for p in ARTICLES)
@@ -115,11 +117,11 @@ def test_every_failure_is_reported_and_the_rest_is_indexed(site, settings, real_
     not_xml = site.add("/page.html", article_html(FIRST_THREE[1]))
     broken_feed = site.add("/down.xml", "oops", status=500, content_type="text/plain")
     for url in (not_xml, broken_feed, "http://no-such-host.invalid/feed.xml", good):
-        feeds.follow(settings.corpus_dir, url)
+        feedlist.follow(settings.corpus_dir, url)
 
     with Fetcher(POLICY) as fetcher:
         results = update_feeds(settings.corpus_dir, fetcher)
-    report = index_if_stored(WebReport(feeds=results), settings, lambda: real_embedder)
+    report = Library(settings, real_embedder).index_if_stored(WebReport(feeds=results))
 
     by_url = {r.url: r for r in results}
     assert not by_url[not_xml].ok
@@ -156,7 +158,7 @@ def test_every_failure_is_reported_and_the_rest_is_indexed(site, settings, real_
     quote = best_quote(settings, real_embedder, "What did the Stromvik pupils' robot sort?")
     assert quote.url == site.url(FIRST_THREE[2])
     # ...and nothing is lost: the failed items wait for the next update.
-    state = feeds.read_feeds(settings.corpus_dir).find(good)
+    state = feedlist.read_feeds(settings.corpus_dir).find(good)
     assert {p.url for p in state.pending} == set(messages) - {site.url(FIRST_THREE[2])}
     assert all(p.attempts == 1 for p in state.pending)
 
@@ -165,7 +167,7 @@ def test_every_failure_is_reported_and_the_rest_is_indexed(site, settings, real_
     with Fetcher(POLICY) as fetcher:
         again = {r.url: r for r in update_feeds(settings.corpus_dir, fetcher, only=[good])}
     assert again[good].stored == 1
-    assert feeds.read_feeds(settings.corpus_dir).find(good).pending[0].attempts == 2
+    assert feedlist.read_feeds(settings.corpus_dir).find(good).pending[0].attempts == 2
 
 
 def test_add_urls_stores_each_article_once(site, settings, real_embedder):
@@ -190,7 +192,7 @@ def test_add_urls_stores_each_article_once(site, settings, real_embedder):
     assert len(stored) == 2
     ids = {json.loads(p.read_text())["id"] for p in stored}
     assert ids == {lighthouse, site.url("/news/tram-line-approved.html")}
-    report = index_if_stored(WebReport(items=first), settings, lambda: real_embedder)
+    report = Library(settings, real_embedder).index_if_stored(WebReport(items=first))
     assert report.index.added == 2
 
 
