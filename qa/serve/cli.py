@@ -286,15 +286,28 @@ def _feeds_update(args: argparse.Namespace, library) -> int:
     return 0
 
 
-def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
-    parser.add_argument("--index", type=Path, help="index folder (default: index)")
+def cmd_serve(args: argparse.Namespace) -> int:
+    from qa.serve.server import serve_page
+
+    return serve_page(args)
+
+
+INDEX_HELP = "index folder (default: VERBATIM_INDEX, else index)"
+CORPUS_HELP = "articles folder (default: VERBATIM_CORPUS, else corpus)"
+
+
+def _common(parser: argparse.ArgumentParser, corpus: bool = True, index: bool = True,
+            precision: str = "embedding precision") -> None:
+    if index:
+        parser.add_argument("--index", type=Path, help=INDEX_HELP)
     if corpus:
-        parser.add_argument("--corpus", type=Path, help="articles folder or file (default: corpus)")
+        parser.add_argument("--corpus", type=Path, help="articles folder or file (default: "
+                            "VERBATIM_CORPUS, else corpus)")
     parser.add_argument("--model", help="sentence-transformers model name or path "
-                        "(default: the bundled all-MiniLM-L6-v2)")
+                        "(default: VERBATIM_MODEL, else the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--precision", choices=PRECISIONS,
-                        help="embedding precision (default auto: bf16 where the CPU has bf16 "
-                        "instructions, else fp32)")
+                        help=f"{precision} (default: VERBATIM_PRECISION, else auto: bf16 where "
+                        "the CPU has bf16 instructions, else fp32)")
 
 
 def _rerank_option(parser: argparse.ArgumentParser) -> None:
@@ -331,7 +344,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with quotes",
                        description="Answer a question with verbatim quotes from the articles.")
     p.add_argument("question")
-    _common(p, corpus=False)
+    _common(p, corpus=False, precision="precision of the model for the question, used when "
+            "the index holds no ONNX export of it")
     p.add_argument("-k", type=int, default=None, help="number of quotes (default 5)")
     p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
     p.add_argument("--article", action="append", help="only this article id or title (repeatable)")
@@ -342,8 +356,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("info", help="describe the live index",
-                       description="Print the live index: generation, model, counts, size.")
-    _common(p)
+                       description="Print the live index: generation, model, counts, size, "
+                       "health, and the reader's state (VERBATIM_RERANK).")
+    p.add_argument("--index", type=Path, help=INDEX_HELP)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("eval", help="measure retrieval quality on a question file",
@@ -352,20 +367,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--articles", type=Path, required=True, help="articles file or folder")
     p.add_argument("--questions", type=Path, required=True, help="questions .jsonl")
     p.add_argument("--unanswerable", type=Path, help="unanswerable questions .jsonl")
-    _common(p, corpus=False)
+    p.add_argument("--index", type=Path, help="index folder for ARTICLES (default: a cache "
+                   "folder per article set and model, .verbatim-cache/eval/NAME-HASH; "
+                   "VERBATIM_INDEX is not used)")
+    _common(p, corpus=False, index=False)
     p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _rerank_option(p)
     p.set_defaults(func=cmd_eval)
     _web_parsers(sub)
+
+    from qa.serve.server import DESCRIPTION, EPILOG, add_serve_options
+
+    p = sub.add_parser("serve", help="serve the page and the JSON API (as `python app.py`)",
+                       description=DESCRIPTION, epilog=EPILOG)
+    add_serve_options(p)
+    p.set_defaults(func=cmd_serve)
     return root
 
 
 def _web_parsers(sub) -> None:
     """`add` and `feeds ...`: news from the web into the corpus, then the index."""
     def indexing(p: argparse.ArgumentParser) -> None:
-        _common(p)
+        p.add_argument("--corpus", type=Path, help=CORPUS_HELP)  # web articles need a folder
+        _common(p, corpus=False)
         p.add_argument("--no-index", action="store_true",
                        help="only store the articles; do not update the index")
         p.add_argument("--wait", type=float, default=60, metavar="SECONDS",
@@ -386,16 +412,16 @@ def _web_parsers(sub) -> None:
     q = feeds.add_parser("add", help="follow feeds", description="Follow feeds (nothing is "
                          "fetched until `feeds update`).")
     q.add_argument("urls", nargs="+", metavar="FEED_URL")
-    q.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    q.add_argument("--corpus", type=Path, help=CORPUS_HELP)
     q.set_defaults(func=cmd_feeds)
     q = feeds.add_parser("remove", help="stop following feeds",
                          description="Stop following feeds; their stored articles stay.")
     q.add_argument("urls", nargs="+", metavar="FEED_URL")
-    q.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    q.add_argument("--corpus", type=Path, help=CORPUS_HELP)
     q.set_defaults(func=cmd_feeds)
     q = feeds.add_parser("list", help="the followed feeds",
                          description="The followed feeds and what their last update did.")
-    q.add_argument("--corpus", type=Path, help="articles folder (default: corpus)")
+    q.add_argument("--corpus", type=Path, help=CORPUS_HELP)
     q.set_defaults(func=cmd_feeds)
     q = feeds.add_parser("update", help="fetch, store and index new articles of every feed",
                          description="Fetch every followed feed (conditionally), store the "

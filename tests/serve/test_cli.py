@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,11 +14,45 @@ def verbatim(*args, timeout=300):
                           text=True, cwd=ROOT, timeout=timeout)
 
 
-@pytest.mark.parametrize("command", ["index", "ask", "info", "eval"])
+@pytest.mark.parametrize("command", ["index", "ask", "info", "eval", "add", "feeds", "serve"])
 def test_every_subcommand_has_help(command):
     result = verbatim(command, "--help")
     assert result.returncode == 0
     assert f"usage: verbatim {command}" in result.stdout
+
+
+def options(*command: str) -> set[str]:
+    """The options a subcommand accepts, from its parser."""
+    from qa.serve.cli import parser
+
+    found = parser()
+    for name in command:
+        found = next(a for a in found._actions if a.dest in ("command", "feeds_command")
+                     ).choices[name]
+    return {o for a in found._actions for o in a.option_strings}
+
+
+def test_no_command_accepts_an_option_it_ignores():
+    # `info` reads the index and the reader, nothing else.
+    assert options("info") == {"-h", "--help", "--index"}
+    # Feeds are listed, followed and unfollowed without a model or an index.
+    for command in ("add", "remove", "list"):
+        assert options("feeds", command) == {"-h", "--help", "--corpus"}
+    # The page's own options, the same as app.py's.
+    from qa.serve.server import parser as app_parser
+
+    assert options("serve") == {o for a in app_parser()._actions for o in a.option_strings}
+
+
+def test_help_gives_the_real_defaults():
+    from qa.config import Settings
+    from qa.eval import eval_index_dir
+
+    assert verbatim("eval", "--help").stdout.count(".verbatim-cache/eval/") == 1
+    assert str(eval_index_dir(Path("a.jsonl"), Settings())).startswith(".verbatim-cache/eval/")
+    for command in ("index", "ask", "info", "add"):
+        text = " ".join(verbatim(command, "--help").stdout.split())
+        assert "(default: VERBATIM_INDEX, else index)" in text, command
 
 
 def test_ask_prints_the_quote_with_the_answer_marked(seed_settings):
