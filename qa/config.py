@@ -169,7 +169,8 @@ class Settings:
     def from_env(cls, **overrides: object) -> "Settings":
         """Defaults, then VERBATIM_* environment variables, then `overrides`.
 
-        The only place that reads VERBATIM_* (app.py also reads its own server options).
+        The only place that reads VERBATIM_* (qa/serve/server.py also reads the server's
+        own: VERBATIM_HOST, VERBATIM_PORT, VERBATIM_AUTH).
         """
         env: dict[str, object] = {
             "corpus_dir": os.environ.get("VERBATIM_CORPUS"),

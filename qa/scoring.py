@@ -28,7 +28,7 @@ class Weights:
     """How the hybrid score mixes its parts."""
 
     # Sentence evidence counts more than the whole passage's cosine: a 256-token passage
-    # vector blurs the one sentence that answers (0.4/0.6 before; README "Quality").
+    # vector blurs the one sentence that answers (0.4/0.6 before; docs/BENCHMARKS.md).
     passage: float = 0.2
     sentence: float = 0.8
     lexical: float = 0.15

@@ -151,7 +151,8 @@ def test_sigkill_at_random_moments(tmp_path, fake_embedder):
     for _ in range(12):
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(settings.corpus_dir), str(settings.index_dir)],
-            cwd=ROOT, env=cli_env(PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}"), stdout=subprocess.PIPE, text=True,
+            cwd=ROOT, env=cli_env(PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}"),
+            stdout=subprocess.PIPE, text=True,
         )
         assert child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 1.0))

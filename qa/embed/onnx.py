@@ -8,7 +8,7 @@ Runtime on one thread (the only onnxruntime import) and starts without torch. Th
 graph is ~4x faster than the fp32 one (p50 ~2.5 vs 9.6 ms) with vectors at cosine >= 0.99
 to the torch model's and equal quality (squad-dev 1/3: recall@1 0.8793 vs 0.8782 fp32,
 recall@5 0.9741 vs 0.9730, highlight@1 0.7718 vs 0.7702; the seed sets identical; every
-8th squad-dev question: recall@1 0.867 vs 0.872, recall@5 0.982 vs 0.977, README).
+8th squad-dev question: recall@1 0.867 vs 0.872, recall@5 0.982 vs 0.977; docs/BENCHMARKS.md).
 Models that are not Transformer -> mean pooling keep the torch path.
 """
 from __future__ import annotations
@@ -157,7 +157,7 @@ class OnnxQuestionEncoder:
         self._tokenizer.no_padding()
         options = ort.SessionOptions()
         # One thread that never spins: a question is small, and on a busy machine a second
-        # spinning thread waits on a descheduled peer (README, "Notes from measuring").
+        # spinning thread waits on a descheduled peer (docs/BENCHMARKS.md, "Notes from measuring").
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

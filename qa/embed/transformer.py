@@ -70,7 +70,7 @@ class SentenceTransformerEmbedder:
 
         # A question or two runs on one thread: on 2 cores that is as fast, and when the
         # machine is busy a second OpenMP thread spin-waiting on a descheduled peer made
-        # one query 20-50x slower (bench/README "Speed"). Batches use every core.
+        # one query 20-50x slower (docs/BENCHMARKS.md). Batches use every core.
         threads, previous = (1 if len(texts) <= QUERY_TEXTS else self.threads), None
         if threads != torch.get_num_threads():
             previous = torch.get_num_threads()

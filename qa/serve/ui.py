@@ -221,8 +221,8 @@ def wire_web_section(page: Page, web: dict[str, Any], status: Any, articles: Any
 
 
 def mount(page: Page, demo: gr.Blocks, auth: tuple[str, str] | None) -> Any:
-    """One ASGI app for the page and the JSON API (qa/api.py): one process, one port, one
-    login, one throttle of failed logins."""
+    """One ASGI app for the page and the JSON API (qa/serve/api.py): one process, one port,
+    one login, one throttle of failed logins."""
     import gradio as gr
 
     from qa.serve.api import LOGIN_NOTE, create_api

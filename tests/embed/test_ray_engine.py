@@ -3,7 +3,7 @@
 The cluster tests start Ray nodes on this machine (tests/ray_cluster.py: `ray start` per
 node, free ports, their own temp folder, loopback only) and stop exactly those processes.
 Every driver is a `python -m qa index` subprocess, so no Ray state lives in pytest.
-The index is compared through its on-disk format (README "The index folder").
+The index is compared through its on-disk format (docs/ARCHITECTURE.md, "The index on disk").
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""qa.store: index choice by size, exact/IVF/HNSW build, search, filters, save, mmap load."""
+"""qa.index.dense: index choice by size, exact/IVF/HNSW build, search, filters, save, mmap load."""
 from __future__ import annotations
 
 from pathlib import Path

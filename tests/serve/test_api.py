@@ -1,4 +1,4 @@
-"""The JSON API beside the page (qa/api.py), against the real app served on 127.0.0.1
+"""The JSON API beside the page (qa/serve/api.py), against the real app served on 127.0.0.1
 with the real model: the same JSON as the page's /ask and /search, the same login, clear
 errors with proper status codes, the k cap, OpenAPI docs at /docs."""
 from __future__ import annotations
