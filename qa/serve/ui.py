@@ -1,5 +1,6 @@
 """The page's Gradio layout: a Chat tab and a Library tab over a Page, mounted with the
-JSON API on one FastAPI app. The only gradio import."""
+JSON API on one FastAPI app. Importing it turns gradio's analytics and the hub's downloads
+off, so it comes before any gradio import."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ EXAMPLES: tuple[str, ...] = (
     "What hardware did the US export bans target?",
     "Which platform did Huawei unveil as a rival to Nvidia?",
 )
+
 
 # -- the layout ------------------------------------------------------------------------------
 def theme() -> gr.themes.Base:
