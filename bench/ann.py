@@ -34,7 +34,7 @@ def question_vectors(limit: int) -> np.ndarray:
     path = RESULTS / f"question-vectors-{limit}.npy"
     if path.is_file():
         return np.load(path)
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed.transformer import SentenceTransformerEmbedder
 
     vectors = SentenceTransformerEmbedder().encode([q["question"] for q in questions(limit)])
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,7 @@ def squad_index(precision: str = "fp32", embedder=None) -> Path:
     from qa.config import Settings
     from qa.errors import QAError
     from qa.index import layout
-    from qa.index.build import build_index
+    from qa.build import build_index
     from qa.index.manifest import read_manifest
 
     index_dir = RESULTS / f"squad-{precision}" / "index"
@@ -147,7 +147,7 @@ def squad_index(precision: str = "fp32", embedder=None) -> Path:
     except QAError:  # written by an older format: build it again
         stale = True
     if stale:
-        from qa.embed import SentenceTransformerEmbedder
+        from qa.embed.transformer import SentenceTransformerEmbedder
 
         embedder = embedder or SentenceTransformerEmbedder(precision=precision)
         print(f"building the squad-dev index ({precision}) in {index_dir} ...", flush=True)
@@ -164,7 +164,7 @@ def current_generation(index_dir: Path) -> Path:
 
 def current_chunker_info():
     """The chunker a manifest must have to load with today's code and defaults."""
-    from qa.chunk import chunk_settings_for
+    from qa.config import chunk_settings_for
     from qa.config import Settings
     from qa.index.generation import chunker_info
 

@@ -82,9 +82,9 @@ class StageClock:
 
 def embed_only(embedder, settings, article_path: Path) -> tuple[float, float, int]:
     """Wall, CPU seconds and text count to chunk and embed one article as a build does."""
-    from qa.chunk import chunk_settings_for
-    from qa.index.build import embed_articles
-    from qa.ingest import load_corpus
+    from qa.config import chunk_settings_for
+    from qa.build import embed_articles
+    from qa.text.ingest import load_corpus
 
     article = load_corpus(article_path).articles[0]
     chunking = chunk_settings_for(settings, embedder.max_tokens)
@@ -99,9 +99,9 @@ def main() -> int:
                         help="full rebuilds to time (default 1; each takes minutes)")
     args = parser.parse_args()
 
-    from qa.index.build import build_index
+    from qa.build import build_index
     from qa.config import Settings
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed.transformer import SentenceTransformerEmbedder
 
     print(f"start: {load()}", flush=True)
     embedder = SentenceTransformerEmbedder()

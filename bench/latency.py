@@ -85,7 +85,7 @@ def worker(args: argparse.Namespace) -> dict:
     settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision,
                         reranker=args.rerank == "on")
     if args.question_encoder == "torch":
-        from qa.embed import SentenceTransformerEmbedder
+        from qa.embed.transformer import SentenceTransformerEmbedder
 
         embedder = SentenceTransformerEmbedder(precision=args.precision)
     else:
@@ -196,7 +196,7 @@ def _share_question_model(index_dir: Path) -> None:
     import shutil
 
     from common import squad_index
-    from qa.onnx_embed import MODELS_DIR
+    from qa.embed.onnx import MODELS_DIR
 
     source = squad_index("fp32") / MODELS_DIR
     if source.is_dir():  # afresh: an export of an older version would not be used

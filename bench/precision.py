@@ -16,7 +16,7 @@ import argparse
 from common import Clock, load_average, questions, save_result, squad_index, table  # noqa: I001
 
 from qa.config import Settings
-from qa.embed import SentenceTransformerEmbedder
+from qa.embed.transformer import SentenceTransformerEmbedder
 from qa.eval import KS, Question, first_answering_rank
 from qa.retriever import Retriever
 

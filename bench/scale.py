@@ -45,9 +45,9 @@ from common import (  # noqa: I001
 
 sys.path.insert(0, str(ROOT / "tests"))  # the throwaway cluster the tests use
 
-from qa.index.build import build_index  # noqa: E402
+from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
-from qa.embed import SentenceTransformerEmbedder  # noqa: E402
+from qa.embed.transformer import SentenceTransformerEmbedder  # noqa: E402
 
 PASSAGES = (1_000_000, 10_000_000)
 MACHINES = (1, 4, 16, 64)
@@ -119,7 +119,7 @@ def run_local(settings: Settings, rounds: int) -> dict:
 def run_ray(settings: Settings, rounds: int, workers: int, local, work: Path) -> dict:
     from ray_cluster import LocalRayCluster
 
-    from qa.ray_engine import RayEmbedder
+    from qa.embed.ray_engine import RayEmbedder
 
     cluster = LocalRayCluster(work / f"ray-{workers}", nodes=workers, cpus=1,
                               env={"PYTHONPATH": str(ROOT)})

@@ -49,7 +49,7 @@ def seed_questions() -> list[str]:
     for name in ("seed_dev.jsonl", "seed_dev_paraphrased.jsonl", "seed_dev_unanswerable.jsonl"):
         if (EVAL / name).exists():
             found += [row["question"] for row in read_jsonl(EVAL / name)]
-    from app import EXAMPLES
+    from qa.serve.ui import EXAMPLES
 
     return found or list(EXAMPLES)
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from qa.config import Settings
     from qa.embed import load_embedder
-    from qa.index.build import build_index
+    from qa.build import build_index
     from qa.retriever import Retriever
 
     work_dir = Path(tempfile.mkdtemp(prefix="verbatim-serve-"))

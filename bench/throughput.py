@@ -6,7 +6,7 @@ batch size, all cores). Each pipeline row is the real build, end to end (read, c
 chunk, embed passages and sentences, FAISS, BM25, SQLite, manifest), as `qa index --full`
 runs it, with one precision and one way of making sentence vectors:
 - "separate": every distinct "title\\nsentence" is embedded again (today's build);
-- "late": sentence vectors pooled from the passage pass (qa.late, one pass per passage).
+- "late": sentence vectors pooled from the passage pass (qa.embed.late, one pass per passage).
 "defaults" is Settings() as it stands (precision "auto": bf16 on CPUs with avx512_bf16 or
 amx_bf16; sentence vectors "separate"); "late" is the defaults with `--sentence-vectors
 late`. Each build is `build_index(settings, embedder, full=True)`, what `qa index --full`
@@ -29,9 +29,9 @@ from common import (  # noqa: I001
     RESULTS, SQUAD_ARTICLES, Clock, load_average, median, read_jsonl, save_result, table,
 )
 
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings, cpu_has_bf16, resolve_precision
-from qa.embed import SentenceTransformerEmbedder
+from qa.embed.transformer import SentenceTransformerEmbedder
 
 
 class Recording:

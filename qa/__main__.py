@@ -1,6 +1,6 @@
 """`python -m qa`."""
 import sys
 
-from qa.cli import run
+from qa.serve.cli import run
 
 sys.exit(run())

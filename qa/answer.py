@@ -6,10 +6,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa.chunk import is_heading
-from qa.clean import masthead
 from qa.config import Settings
-from qa.scoring import ANSWERED, NONE, confidence
+from qa.scoring import ANSWERED, NONE, confidence, is_heading, masthead
 from qa.types import Answer, Hit, Quote, ScoredSpan, Span
 
 

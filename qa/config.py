@@ -18,9 +18,28 @@ SENTENCE_VECTORS: tuple[str, ...] = ("separate", "late")
 # CPU flags that make bf16 matrix products fast (2.4x fp32 here: bench/throughput.py).
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
-# The file types the corpus reader understands (qa.ingest has one reader for each); the
+# The file types the corpus reader understands (qa.text.ingest has one reader for each); the
 # page accepts uploads of exactly these.
 ARTICLE_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSettings:
+    """How articles are cut; stored in the manifest so a mismatch is caught on load."""
+
+    max_tokens: int = 256
+    overlap_sentences: int = 1
+    # Paragraphs shorter than this merge with the next one, so no passage is a fragment.
+    min_tokens: int = 24
+
+
+def human_size(n: int) -> str:
+    """Bytes as a short size a person reads: 512 bytes, 3.5 KB, 10 MB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.3g} KB"
+    return f"{n / 2**20:.3g} MB"
 
 
 def coerce_k(value: object) -> int | None:
@@ -95,7 +114,7 @@ class Settings:
     precision: Precision = "auto"
     # How a build makes the sentence vectors (highlighting, re-scoring): "separate" embeds
     # each sentence on its own; "late" pools them from the passage's own forward pass
-    # (qa.late), one pass instead of ~two, for ~1.1 points less recall@1 on squad-dev.
+    # (qa.embed.late), one pass instead of ~two, for ~1.1 points less recall@1 on squad-dev.
     sentence_vectors: SentenceVectors = "separate"
     # A FAISS index-factory string; None picks by size (see store.choose_factory).
     index_factory: str | None = None
@@ -150,7 +169,8 @@ class Settings:
     def from_env(cls, **overrides: object) -> "Settings":
         """Defaults, then VERBATIM_* environment variables, then `overrides`.
 
-        The only place that reads VERBATIM_* (app.py also reads its own server options).
+        The only place that reads VERBATIM_* (qa/serve/server.py also reads the server's
+        own: VERBATIM_HOST, VERBATIM_PORT, VERBATIM_AUTH).
         """
         env: dict[str, object] = {
             "corpus_dir": os.environ.get("VERBATIM_CORPUS"),
@@ -180,6 +200,14 @@ class Settings:
                     f"VERBATIM_WATCH_DEBOUNCE must be a number of seconds >= 0, got {debounce!r}"
                 ) from None
         return cls().replace(**env).replace(**overrides)
+
+
+def chunk_settings_for(settings: Settings, model_max_tokens: int) -> ChunkSettings:
+    """The chunker the settings ask for, capped so no passage exceeds what the model reads."""
+    return ChunkSettings(
+        max_tokens=min(settings.chunk_tokens, model_max_tokens),
+        overlap_sentences=settings.overlap_sentences,
+    )
 
 
 def parse_switch(value: str, name: str) -> bool:

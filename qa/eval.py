@@ -186,7 +186,7 @@ def prepare_retriever(articles: Path, settings: Settings, on_progress=None):
     """Build (incrementally, so usually nothing is embedded) and open an eval index, with
     the question encoder users get (Retriever.open's choice)."""
     from qa.embed import load_embedder
-    from qa.index.build import build_index
+    from qa.build import build_index
     from qa.retriever import Retriever
 
     settings = settings.replace(corpus_dir=articles)

@@ -15,8 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from qa import scoring
-from qa.chunk import chunk_settings_for
-from qa.config import MODES, Mode, Settings
+from qa.config import MODES, Mode, Settings, chunk_settings_for
 from qa.embed import QuestionEncoder, load_question_encoder
 from qa.errors import ConfigError, ReaderError
 from qa.index.db import ArticleInfo

@@ -28,7 +28,7 @@ class Weights:
     """How the hybrid score mixes its parts."""
 
     # Sentence evidence counts more than the whole passage's cosine: a 256-token passage
-    # vector blurs the one sentence that answers (0.4/0.6 before; README "Quality").
+    # vector blurs the one sentence that answers (0.4/0.6 before; docs/BENCHMARKS.md).
     passage: float = 0.2
     sentence: float = 0.8
     lexical: float = 0.15
@@ -46,6 +46,23 @@ class Weights:
 
 DEFAULT_WEIGHTS = Weights()
 
+# A line ending like this closes a sentence; one that does not may be a heading.
+_CLOSING = re.compile(r"[.!?…:;\"'”’)\]]$")
+# A scraped page's masthead lines, which belong to no answer (measured on the seed and
+# the 1,127 realtimeqa-dev articles; see README "The corpus"):
+# "By Gary Strauss and Carolyn Pesce, USA TODAY"; "Edited By" then a name and a role.
+_BYLINE = re.compile(r"^(by|(edited|written|reported|compiled|produced|photos?|words|story|"
+                     r"text|reporting|interview|additional reporting) by)\s+(?=(?-i:[A-Z]))",
+                     re.IGNORECASE)
+BYLINE_LABEL = re.compile(r"^((edited|written|reported|compiled|produced|photos?|words|"
+                           r"story|text|reporting) )?by:?$|^authors?:?$", re.IGNORECASE)
+_CREDIT = re.compile(r"^from .{1,60}\b(reports?|wires?)$", re.IGNORECASE)
+# "Last updated:", "Updated 3:45 PM EDT, July 28, 2025", "Published Mon 28 Jul 2025"
+_STAMP = re.compile(r"^(last )?(updated|published|posted|modified)\b", re.IGNORECASE)
+# A dateline on its own line: "CNN —", "Washington CNN —", "Seoul, South Korea CNN —"
+_DATELINE = re.compile(r"^\(?[A-Z][^.!?]{0,60}\s[—–]$")
+_LINE_END = re.compile(r"[.!?;]$")
+
 ANSWERED: Confidence = "answered"
 LOW: Confidence = "low"
 NONE: Confidence = "none"
@@ -58,6 +75,45 @@ def confidence(relevance: float, abstain_below: float, confident_from: float) ->
     if relevance < abstain_below:
         return NONE
     return ANSWERED if relevance >= confident_from else LOW
+
+
+def is_heading(paragraph: str) -> bool:
+    """A short line without closing punctuation reads as a section heading (the chunker
+    joins it to the paragraph after it; a quote marks it only when it has nothing else)."""
+    return len(paragraph) <= 100 and not _CLOSING.search(paragraph)
+
+
+def masthead(paragraphs: Sequence[str]) -> list[str | None]:
+    """Per paragraph: "byline" (a byline or credit, the name and role lines after an
+    "Edited By" label), "dateline" (a dateline or an "Updated ..." stamp alone on its
+    line), or None for the article's own text.
+
+    Only short lines are candidates, so a sentence that starts with "By 2030" stays text,
+    and a date alone on a line is not one (in a timeline it heads what follows).
+    """
+    kinds: list[str | None] = []
+    after_label = 0  # name and role lines still expected after a bare "Edited By"
+    for paragraph in paragraphs:
+        words = len(paragraph.split())
+        kind = None
+        short = words <= 12 and not _LINE_END.search(paragraph)
+        if BYLINE_LABEL.match(paragraph):
+            kind, after_label = "byline", 2
+        elif after_label and words <= 8 and short and not paragraph.endswith(":"):
+            kind, after_label = "byline", after_label - 1
+        else:
+            after_label = 0
+            if short and _BYLINE.match(paragraph):  # a name follows: "By 2030, ..." is text
+                kind = "byline"
+            elif short and _CREDIT.match(paragraph):
+                kind = "byline"
+            elif words <= 12 and _STAMP.match(paragraph) and (
+                    paragraph.endswith(":") or any(c.isdigit() for c in paragraph)):
+                kind = "dateline"
+            elif words <= 8 and _DATELINE.match(paragraph):
+                kind = "dateline"
+        kinds.append(kind)
+    return kinds
 
 
 def term_coverage(

@@ -125,7 +125,7 @@ class Filters:
     date_to: str | None = None
 
     def __post_init__(self) -> None:
-        from qa.clean import normalize_date
+        from qa.dates import normalize_date
         from qa.errors import ConfigError
 
         if isinstance(self.articles, str):  # Filters(articles="x") would match nothing

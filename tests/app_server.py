@@ -1,4 +1,5 @@
-"""Helpers for the page tests: run `python app.py` on a free local port over a tmp corpus."""
+"""Helpers for the page tests: run `python app.py` (or `verbatim serve`) on a free local port
+over a tmp corpus."""
 from __future__ import annotations
 
 import os
@@ -9,14 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # app.py lives at the top, beside qa/
-    sys.path.insert(0, str(ROOT))
 SEED_CORPUS = ROOT / "corpus"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # The machine is shared and slow at times: model load + seed index build can take a while.
@@ -56,11 +55,14 @@ class AppServer:
 
 
 def start_app(root: Path, extra_files: dict[str, str] | None = None,
-              env: dict[str, str] | None = None, use_port_flag: bool = True,
-              extra_args: tuple[str, ...] = ()) -> AppServer:
+              env: dict[str, str | None] | None = None, use_port_flag: bool = True,
+              extra_args: tuple[str, ...] = (),
+              command: Sequence[str] = (sys.executable, str(ROOT / "app.py"))) -> AppServer:
     """Copy the seed corpus (plus `extra_files`) under `root` and serve it with no index yet.
 
     The app builds the index itself at start-up, as `python app.py` does on a fresh clone.
+    `command` starts it (e.g. an installed `verbatim serve`); it runs in `root`. An `env`
+    value of None removes that variable.
     """
     corpus, index = root / "corpus", root / "index"
     shutil.copytree(SEED_CORPUS, corpus)
@@ -72,7 +74,8 @@ def start_app(root: Path, extra_files: dict[str, str] | None = None,
         "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1", **(env or {}),
     }
-    args = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", *extra_args]
+    environment = {key: value for key, value in environment.items() if value is not None}
+    args = [*command, "--host", "127.0.0.1", *extra_args]
     if use_port_flag:
         args += ["--port", str(port)]
     else:

@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from qa.index.build import build_index  # noqa: E402
+from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,14 +70,14 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def real_embedder():
     """The model as users get it: precision "auto" (bf16 on CPUs with bf16, else fp32)."""
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed.transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
 
 
 @pytest.fixture(scope="session")
 def fp32_embedder():
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed.transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(precision="fp32")
 

@@ -181,8 +181,8 @@ def index_entries(settings: Settings) -> set[str]:
 
 def memory_generation(articles, embedder, settings: Settings = Settings()):
     """A Generation assembled in memory (no files) from `articles`, as a build would."""
-    from qa.chunk import chunk_settings_for
-    from qa.index.build import assemble, content_hash, embed_articles
+    from qa.config import chunk_settings_for
+    from qa.build import assemble, content_hash, embed_articles
     from qa.index.db import PassageDB
     from qa.index.dense import FaissDense
     from qa.index.generation import Generation, chunker_info

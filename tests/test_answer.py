@@ -15,8 +15,8 @@ WIDE = ("Zürich’s café report\n\nThe café in Zürich opened in 1921. Its ow
 
 def sentence_spans(start, end, text=TEXT):
     """Sentences paragraph by paragraph, as the chunker makes them."""
-    from qa.chunk import split_sentences
-    from qa.clean import paragraph_spans
+    from qa.text.chunk import split_sentences
+    from qa.text.clean import paragraph_spans
 
     return [s for a, b in paragraph_spans(text) if a < end and b > start
             for s in split_sentences(text[max(a, start):min(b, end)], max(a, start))]

@@ -1,6 +1,7 @@
 """A build killed with SIGKILL at any moment leaves the previous index loadable and correct."""
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from index_helpers import (
     found_answer, index_entries, run_cli, seed_questions, wait_for_line,
 )
 from qa.index import layout
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 from qa.errors import BuildLockedError
 from qa.retriever import Retriever
@@ -28,11 +29,10 @@ STAGES = ("embed", "write", "switch")
 # place, CURRENT not yet switched to it.
 PAUSING_BUILD = """
 import sys, time
-sys.path.insert(0, sys.argv[4])
 from pathlib import Path
 from qa.config import Settings
 from qa.embed import load_embedder
-from qa.index.build import build_index
+from qa.build import build_index
 
 stage = sys.argv[3]
 wanted, step = {"embed": ("embed", 1), "write": ("write", 1), "switch": ("write", 4)}[stage]
@@ -50,7 +50,7 @@ build_index(settings, load_embedder(settings), on_progress=pause_at_stage)
 def start_paused_build(settings, stage: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", PAUSING_BUILD, str(settings.corpus_dir), str(settings.index_dir),
-         stage, str(ROOT)],
+         stage],
         cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -124,10 +124,9 @@ def test_sigkill_at_each_stage_keeps_the_previous_index(seed_settings, real_embe
 
 CHILD = """
 import sys
-sys.path.insert(0, sys.argv[3])
 from pathlib import Path
 from conftest import FakeEmbedder
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
 extra = settings.corpus_dir / "extra.txt"
@@ -151,9 +150,9 @@ def test_sigkill_at_random_moments(tmp_path, fake_embedder):
     rng = random.Random(4)
     for _ in range(12):
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(settings.corpus_dir), str(settings.index_dir),
-             str(ROOT / "tests")],
-            cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-c", CHILD, str(settings.corpus_dir), str(settings.index_dir)],
+            cwd=ROOT, env=cli_env(PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}"),
+            stdout=subprocess.PIPE, text=True,
         )
         assert child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 1.0))

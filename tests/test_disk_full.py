@@ -10,13 +10,12 @@ import sys
 
 import pytest
 
-import app_server  # noqa: F401  (puts the project root, where app.py lives, on sys.path)
-from app import Page
+from qa.serve.page import Page
 from conftest import ROOT, FakeEmbedder
 from index_helpers import NEW_QUESTION, add_new_article, cli_env, small_corpus
 from qa.errors import IndexWriteError
 from qa.index import layout
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.retriever import Retriever
 
 # Files this process writes may not grow past this: the next write fails with EFBIG, as
@@ -59,7 +58,7 @@ def fail_writing(monkeypatch) -> None:
     def no_space(path, vectors):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr("qa.index.build.save_vectors", no_space)
+    monkeypatch.setattr("qa.index.writer.save_vectors", no_space)
 
 
 def test_build_index_raises_a_clear_error(tmp_path, monkeypatch):
@@ -95,6 +94,6 @@ def test_an_unexpected_error_in_a_rebuild_is_a_message_too(tmp_path, monkeypatch
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr("qa.index.build.embed_articles", broken)
+    monkeypatch.setattr("qa.build.embed_articles", broken)
     note, *_ = page.rebuild()
     assert note.startswith("⚠️ Rebuild failed") and "see its log" in note

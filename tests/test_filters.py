@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 from qa import Filters
 from qa.retriever import Retriever

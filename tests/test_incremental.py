@@ -12,7 +12,7 @@ from index_helpers import (
     add_new_article, copy_index, found_answer, normalise, small_corpus,
 )
 from qa.index import layout
-from qa.index.build import build_index
+from qa.build import build_index
 from qa.config import Settings
 from qa.index.generation import Generation
 from qa.index.manifest import read_manifest

@@ -1,8 +1,8 @@
 """Quality regression: `qa eval` on the seed dev sets, a squad-dev slice and a
 realtimeqa-dev slice, with floors.
 
-Each floor sits at least one question under what the default measures today (README
-"Quality"; the same with bf16 and fp32 vectors unless said), so one borderline question
+Each floor sits at least one question under what the default measures today (docs/BENCHMARKS.md
+"Answer quality"; the same with bf16 and fp32 vectors unless said), so one borderline question
 does not fail the build and a real regression does. Each says how far below today it is.
 `qa eval` asks through Retriever.answer, the path users get.
 """
@@ -46,7 +46,7 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
     # Questions worded the way readers ask (issue 11). Measured: recall@5 11/12, recall@1
     # 8/12, recall@10 12/12, mrr@10 0.763, highlight@1 5/12, 1 of 12 abstains, 4 "may
-    # answer" (the issue's bar is 12/12, 9/12, at most 1: README "Quality" says what is
+    # answer" (the issue's bar is 12/12, 9/12, at most 1: docs/BENCHMARKS.md says what is
     # still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12

@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import EVAL, read_jsonl
-from qa.chunk import SPECIAL_TOKENS
+from qa.text.chunk import SPECIAL_TOKENS
 from qa.errors import ConfigError
 from qa.eval import answers_in, read_questions
 

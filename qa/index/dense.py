@@ -32,7 +32,7 @@ class DenseBackend(Protocol):
     def save(self, path: Path) -> None: ...
 
 
-# From bench/ann.py (2 cores, real squad-dev questions, synthetic vectors; README "Speed"):
+# From bench/ann.py (2 cores, real squad-dev questions, synthetic vectors; docs/BENCHMARKS.md):
 # exact search costs ~0.05 ms per 1,000 vectors per query on one thread (5 ms at 100k,
 # 49 ms at 1M), so it stays exact up to ~2.5 ms; past that, IVF with ~sqrt(N) lists and
 # 8-bit scalar-quantised codes: at 1M, nprobe 32 takes 0.9 ms, and recall@10 after the

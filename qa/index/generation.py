@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunk import ChunkSettings
+from qa.config import ChunkSettings
 from qa.errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
 from qa.index import layout
 from qa.index.db import PassageDB

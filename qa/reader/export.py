@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.onnx_embed import quantise_int8
+from qa.embed.onnx import quantise_int8
 from qa.reader.model import ABOUT, GRAPH, MODEL_DIR, TOKENIZER, Reader, ReaderInfo
 
 FP32_GRAPH = "reader-fp32.onnx"  # only while exporting: quantised into GRAPH

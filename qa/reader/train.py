@@ -87,7 +87,7 @@ def contains_answer(text: str, answers: Sequence[str]) -> bool:
 
 def article_sentences(text: str) -> list[str]:
     """Sentences as the index cuts them: paragraphs, then blingfire sentences."""
-    from qa.chunk import split_sentences
+    from qa.text.chunk import split_sentences
 
     out = []
     for paragraph in text.split("\n\n"):

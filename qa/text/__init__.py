@@ -1,0 +1,1 @@
+"""Text: corpus files -> cleaned Articles -> sentence-aligned passages (the write side)."""

@@ -1,0 +1,1 @@
+"""News and files from outside into the corpus folder: fetch, extract, store, feeds, uploads."""

@@ -1,0 +1,101 @@
+"""The reader's stage (pure: hand-made hits, a reader that scores by a word it looks for)."""
+import numpy as np
+
+from qa.answer import build_answer
+from qa.config import Settings
+from qa.reader import pair_text
+from qa.reader.rerank import UNREAD_OFFSET, ReaderReranker, ReadingPlan
+from qa.types import Hit, Passage, ScoredSpan, Span
+
+TEXT = ("The port opened in May. Dockers formed a union. The union named Ada Lee its head. "
+        "Wages rose by a tenth. Ships now dock at night.")
+
+
+def spans() -> list[Span]:
+    from qa.text.chunk import split_sentences
+
+    return split_sentences(TEXT)
+
+
+def hit(first: int, last: int, score: float, first_stage: list[float], article="a") -> Hit:
+    """A hit over sentences first..last (inclusive) with the first stage's sentence scores."""
+    chosen = spans()[first:last + 1]
+    start, end = chosen[0].start, chosen[-1].end
+    passage = Passage(id=first, article_id=article, title="Harbour news", source="a.txt",
+                      date=None, start=start, end=end, text=TEXT[start:end],
+                      sentences=tuple(chosen))
+    return Hit(passage=passage, score=score, dense_score=0.5, sentences=tuple(
+        ScoredSpan(s.start, s.end, f, 0.4) for s, f in zip(chosen, first_stage)))
+
+
+class WordReader:
+    """Probability 0.9 for a text holding `word`, 0.05 otherwise; records what it read."""
+
+    fingerprint = "test"
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+        self.read: list[list[str]] = []
+
+    def score(self, question, texts):
+        self.read.append(list(texts))
+        return np.asarray([0.9 if self.word in t else 0.05 for t in texts], dtype=np.float32)
+
+
+def sentence(i: int) -> str:
+    s = spans()[i]
+    return TEXT[s.start:s.end]
+
+
+def test_the_plan_reads_each_passages_best_sentences_in_rank_order_once():
+    hits = [hit(0, 2, 0.9, [0.1, 0.5, 0.3]), hit(2, 4, 0.8, [0.3, 0.2, 0.6])]
+    chosen = ReaderReranker(None, ReadingPlan(sentences=3, per_passage=2)).choose(hits)
+    # Passage 1: sentences 1 and 2 (its best two); passage 2: sentence 4, then 2 again
+    # (shared with passage 1, read once), and the budget of 3 is spent.
+    keys = [(a, s, e) for a, s, e in chosen]
+    assert [TEXT[s:e] for _, s, e in keys] == [sentence(1), sentence(2), sentence(4)]
+    assert list(chosen.values()) == [pair_text("Harbour news", sentence(i)) for i in (1, 2, 4)]
+
+
+def test_the_reader_decides_the_order_and_the_highlight():
+    # The first stage prefers passage 1 and, in passage 2, the sentence on wages.
+    hits = [hit(0, 1, 0.9, [0.6, 0.5]), hit(2, 3, 0.7, [0.2, 0.5])]
+    reader = WordReader("Ada Lee")
+    reranked = ReaderReranker(reader, ReadingPlan(sentences=8, weight=0.8)).rerank(
+        "Who leads the union?", hits)
+    assert [h.passage.id for h in reranked] == [2, 0]
+    assert reranked[0].answer_probability == np.float32(0.9).item()
+    assert reranked[0].score == 0.8 * np.float32(0.9).item() + 0.2 * 0.7
+    assert [s.score for s in reranked[0].sentences] == [np.float32(0.9).item(),
+                                                        np.float32(0.05).item()]
+    answer = build_answer("Who leads the union?", reranked, 2, Settings())
+    quote = answer.quotes[0]
+    marked = [quote.text[h.start:h.end] for h in quote.highlights]
+    assert marked == [sentence(2)]
+
+
+def test_sentences_left_unread_rank_below_every_read_one_and_keep_their_order():
+    hits = [hit(0, 3, 0.9, [0.9, 0.8, 0.2, 0.1])]
+    reranked = ReaderReranker(WordReader("nothing"), ReadingPlan(sentences=8, per_passage=2)
+                              ).rerank("q", hits)[0]
+    scores = [s.score for s in reranked.sentences]
+    assert scores[:2] == [np.float32(0.05).item()] * 2
+    assert scores[2:] == [0.2 + UNREAD_OFFSET, 0.1 + UNREAD_OFFSET]
+
+
+def test_a_passage_the_reader_did_not_reach_has_probability_zero_and_comes_after():
+    hits = [hit(0, 1, 0.9, [0.6, 0.5]), hit(2, 3, 0.85, [0.4, 0.3], article="b")]
+    reranked = ReaderReranker(WordReader("Dockers"), ReadingPlan(sentences=2, per_passage=2)
+                              ).rerank("q", hits)
+    assert [h.passage.article_id for h in reranked] == ["a", "b"]
+    assert reranked[1].answer_probability == 0.0
+
+
+def test_abstention_reads_the_reader_probability_with_its_own_thresholds():
+    hits = ReaderReranker(WordReader("nothing"), ReadingPlan()).rerank(
+        "q", [hit(0, 1, 0.9, [0.6, 0.5])])
+    settings = Settings(reader_abstain_threshold=0.1, abstain_threshold=0.0)
+    assert build_answer("q", hits, 3, settings).abstained
+    settings = Settings(reader_abstain_threshold=0.01, reader_confident_threshold=0.5)
+    answer = build_answer("q", hits, 3, settings)
+    assert not answer.abstained and answer.confidence == "low"

@@ -1,0 +1,67 @@
+"""app.Page without a browser: first run with no index, upload, rebuild, friendly errors."""
+from __future__ import annotations
+
+from qa.serve.page import NO_INDEX, Page
+from qa.config import Settings
+
+ARTICLE = "Harbour Lighthouse Reopens\nThe lighthouse at Port Elsby reopened on Tuesday.\n"
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __call__(self, value, desc=None, unit="steps") -> None:
+        self.calls.append((value, desc, unit))
+
+
+def test_first_run_without_articles_then_upload_and_rebuild(tmp_path, fake_embedder):
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    page = Page(settings, fake_embedder)
+
+    # No index yet: the chat explains what to do instead of crashing.
+    history, box = page.chat("Where is the lighthouse?", [], 3, "hybrid")
+    assert box == "" and len(history) == 2
+    assert "vb-error" in history[1]["content"] and "Rebuild index" in history[1]["content"]
+    assert NO_INDEX.split(":")[0] in page.status_markdown()
+    assert page.article_rows() == []
+
+    # Rebuilding an empty corpus says why it failed.
+    note, *_ = page.rebuild()
+    assert note.startswith("⚠️ Rebuild failed")
+
+    upload = tmp_path / "cache" / "lighthouse.txt"
+    upload.parent.mkdir()
+    upload.write_text(ARTICLE, encoding="utf-8")
+    note, cleared = page.upload([str(upload), str(tmp_path / "missing.txt")])
+    assert cleared is None
+    assert "Added `lighthouse.txt`" in note and "Not added" in note
+    assert (settings.corpus_dir / "lighthouse.txt").read_text(encoding="utf-8") == ARTICLE
+
+    progress = Progress()
+    note, status, rows = page.rebuild(progress)
+    assert note.startswith("Rebuilt: **1** articles")
+    assert "**1** article ·" in status and "gen-000001" in status
+    assert rows == [["Harbour Lighthouse Reopens", "", 1, "lighthouse.txt"]]
+    assert {desc for _, desc, _ in progress.calls} >= {"Reading and splitting articles",
+                                                      "Writing the index"}
+
+    history, _ = page.chat("When did the lighthouse at Port Elsby reopen?", history, 3, "bm25")
+    assert len(history) == 4
+    assert "lighthouse.txt" in history[3]["content"]
+
+
+def test_blank_question_adds_nothing(tmp_path, fake_embedder):
+    page = Page(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"), fake_embedder)
+    history = [{"role": "user", "content": "x"}]
+    assert page.chat("   ", history, 3, "hybrid") == (history, "")
+
+
+def test_refused_upload_says_why(tmp_path, fake_embedder):
+    page = Page(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "i"),
+                fake_embedder)
+    bad = tmp_path / "notes.pdf"
+    bad.write_bytes(b"%PDF")
+    note, _ = page.upload(str(bad))
+    assert "Not added" in note and "not an article type" in note
+    assert not (tmp_path / "corpus").exists()
