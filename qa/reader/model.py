@@ -1,6 +1,6 @@
 """The shipped reader, run with ONNX Runtime: (question, sentence) pairs -> probabilities.
 
-The graph and its tokenizer live in `qa/reader/model/`, inside the package, so a wheel and
+The graph and its tokenizer live in `qa/reader/weights/`, inside the package, so a wheel and
 a fresh clone both have them. `reader.json` records the graph's SHA-256: a missing or
 damaged file is a ReaderError that says so, never scores from a broken model.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from qa.errors import ReaderError
 
-MODEL_DIR = Path(__file__).resolve().parent / "model"
+MODEL_DIR = Path(__file__).resolve().parent / "weights"
 GRAPH = "reader.onnx"
 TOKENIZER = "tokenizer.json"
 ABOUT = "reader.json"

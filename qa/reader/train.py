@@ -14,7 +14,7 @@ bundled all-MiniLM-L6-v2 weights and learns from the open training data in
    belong to their publishers: the work folder is never committed).
 2. `fit`: binary cross-entropy with sentence-transformers' CrossEncoderTrainer, AdamW,
    linear decay after a warmup, bf16 on CPUs that have it. Checkpoints resume.
-3. `export`: the weights as an int8 ONNX graph with its tokenizer into `qa/reader/model/`.
+3. `export`: the weights as an int8 ONNX graph with its tokenizer into `qa/reader/weights/`.
 
 Needs the `train` extra (`pip install .[train]`: datasets and accelerate).
 """

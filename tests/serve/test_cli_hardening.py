@@ -12,7 +12,7 @@ from conftest import FakeEmbedder
 from index_helpers import run_cli
 from web_site import ARTICLES, Site, article_html, rss, serve_news
 
-from qa import feeds
+from qa.web import feedlist as feeds
 from qa.config import Settings
 from qa.serve.cli import main
 from qa.serve.page import Page
@@ -178,7 +178,7 @@ def test_an_article_stored_just_before_the_kill_is_counted_on_the_next_update(tm
 
             third = site.url(list(ARTICLES)[2])
             store_article(corpus, fetch_article(fetcher, third, feed=feed_url))
-            feeds._change_feeds(corpus, lambda current: current.put(
+            feeds.change_feeds(corpus, lambda current: current.put(
                 current.find(feed_url).with_items([(third, None, None)])))
             assert third in known_articles(corpus).urls
             update_feeds(corpus, fetcher)

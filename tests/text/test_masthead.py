@@ -9,7 +9,8 @@ import re
 import pytest
 from conftest import EVAL, SEED_FILE, read_jsonl
 
-from qa import clean
+from qa.scoring import masthead
+from qa.text import clean
 from qa.text.chunk import chunk_article
 from qa.text.ingest import read_documents
 from qa.types import Article
@@ -91,13 +92,13 @@ def test_headline_index(lines, head):
     ("Introduction to China's New AI Alliances", None),
 ])
 def test_masthead_kinds(paragraph, kind):
-    assert clean.masthead([paragraph]) == [kind]
+    assert masthead([paragraph]) == [kind]
 
 
 def test_edited_by_takes_the_name_and_role_under_it_and_no_more():
     lines = ["Edited By", "Mackenzie Ferguson", "AI Tools Researcher & Implementation Consultant",
              "Introduction", "The text begins here and goes on for a while."]
-    assert clean.masthead(lines) == ["byline", "byline", "byline", None, None]
+    assert masthead(lines) == ["byline", "byline", "byline", None, None]
 
 
 def test_a_news_page_dateline_is_in_no_passage_and_the_byline_is_its_own():
