@@ -146,6 +146,12 @@ def diversify(merged: Sequence[_Merged], per_article: int) -> list[_Merged]:
     return first + later
 
 
+def relevance_of(answer: Answer) -> float:
+    """How well an answer answers: the best relevance of its quotes (see `relevance`,
+    which the quotes' hits were graded by); -1 for one that abstained."""
+    return -1.0 if answer.abstained or not answer.quotes else answer.relevance
+
+
 def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings) -> Answer:
     """At most k quotes, graded by the best relevance among them (qa.scoring.confidence).
 
@@ -165,8 +171,8 @@ def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings)
     if level == NONE or not ranked:
         closest = tuple(to_quote(m, settings.highlight_margin) for m in ranked[:k])
         return Answer(question=question, quotes=(), abstained=bool(question.strip()),
-                      closest=closest, confidence=NONE)
+                      closest=closest, confidence=NONE, relevance=best)
     floor = abstain_below if level == ANSWERED else float("-inf")
     answering = [m for m in ranked if m.relevance >= floor][:k]
     quotes = tuple(to_quote(m, settings.highlight_margin) for m in answering)
-    return Answer(question=question, quotes=quotes, confidence=level)
+    return Answer(question=question, quotes=quotes, confidence=level, relevance=best)

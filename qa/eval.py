@@ -52,16 +52,80 @@ class Metrics:
     latency_p99_ms: float
 
     def table(self) -> str:
-        rows = [(name, value) for name, value in asdict(self).items()]
-        width = max(len(n) for n, _ in rows)
-        return "\n".join(
-            f"{n:<{width}}  {'n/a' if v is None else (f'{v:.3f}' if isinstance(v, float) else v)}"
-            for n, v in rows
-        )
+        return metrics_table(self)
+
+
+def metrics_table(metrics) -> str:
+    """One `name  value` line per field of a metrics dataclass."""
+    rows = list(asdict(metrics).items())
+    width = max(len(n) for n, _ in rows)
+    return "\n".join(
+        f"{n:<{width}}  {'n/a' if v is None else (f'{v:.3f}' if isinstance(v, float) else v)}"
+        for n, v in rows
+    )
 
 
 def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Questions asked one after the other; a turn after the first may lean on earlier ones."""
+
+    id: str
+    turns: tuple[Question, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationMetrics:
+    """First turns and follow-ups apart; `alone_*`: the same follow-ups with no history."""
+
+    conversations: int
+    first_turns: int
+    followups: int
+    first_recall_at_5: float
+    first_highlight_at_1: float
+    followup_recall_at_5: float
+    followup_highlight_at_1: float
+    followup_abstained: float
+    alone_recall_at_5: float
+    alone_highlight_at_1: float
+    alone_abstained: float
+
+    def table(self) -> str:
+        return metrics_table(self)
+
+
+def read_conversations(path: Path) -> list[Conversation]:
+    """Conversations from JSON Lines: `id`, `turns`: [{"question", "answers"}, ...]."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            turns = tuple(Question(f"{record['id']}#{i}", t["question"],
+                                   tuple(t.get("answers") or ()), t.get("article"))
+                          for i, t in enumerate(record["turns"], start=1))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{number} is not a conversation record ({exc})") from None
+        if not turns:
+            raise ConfigError(f"{path}:{number}: a conversation needs at least one turn")
+        out.append(Conversation(str(record["id"]), turns))
+    return out
+
+
+def holds_conversations(path: Path) -> bool:
+    """Is `path` a file of conversations (records with "turns") rather than questions?"""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    return "turns" in json.loads(line)
+                except (json.JSONDecodeError, TypeError):
+                    return False
+    return False
 
 
 def read_questions(path: Path) -> list[Question]:
@@ -120,13 +184,18 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
-             progress: bool = False) -> Metrics:
+             progress: bool = False, after: str | None = None) -> Metrics:
     """Ask every question once through `retriever.answer(question, 10)`, the path users get.
 
     Ranks are over the answer's quotes (merged, diversified), or its closest passages
     when it abstained: ranking and highlight metrics ignore abstention (they measure what
-    was found); abstention is measured on its own by the abstain_* numbers.
+    was found); abstention is measured on its own by the abstain_* numbers. With `after`,
+    each question is asked as the second turn of a conversation that began with `after`
+    (an unrelated first question must not change the figures).
     """
+    history: tuple = ()
+    if after:
+        history = ((after, retriever.answer(after, max(KS), mode=mode)),)
     ranks: list[int | None] = []
     highlights: list[bool] = []
     marked: list[int] = []
@@ -139,7 +208,7 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         questions = tqdm(list(questions), desc="questions", unit=" q", leave=False)
     for question in questions:
         started = time.perf_counter()
-        answer = retriever.answer(question.question, max(KS), mode=mode)
+        answer = retriever.answer(question.question, max(KS), mode=mode, history=history)
         latencies.append((time.perf_counter() - started) * 1000)
         low = answer.confidence == "low"
         if question.answers:
@@ -173,6 +242,49 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         low_confidence_unanswerable=(low_unanswerable / unanswerable) if unanswerable else None,
         latency_p50_ms=statistics.median(latencies) if latencies else 0.0,
         latency_p99_ms=percentile(latencies, 0.99),
+    )
+
+
+def evaluate_conversations(retriever, conversations: Sequence[Conversation],
+                           mode: str | None = None) -> ConversationMetrics:
+    """Ask each turn with the earlier turns of its conversation (the questions and the
+    answers given) as history; each follow-up is also asked alone, so the gain shows."""
+    first: list[tuple[int | None, bool]] = []
+    followed: list[tuple[int | None, bool, bool]] = []
+    alone: list[tuple[int | None, bool, bool]] = []
+
+    def scored(answer: Answer, question: Question) -> tuple[int | None, bool, bool]:
+        return (first_answering_rank(answer.quotes or answer.closest, question),
+                highlight_hit(answer, question), answer.abstained)
+
+    for conversation in conversations:
+        history: list[tuple[str, Answer]] = []
+        for number, turn in enumerate(conversation.turns):
+            answer = retriever.answer(turn.question, max(KS), mode=mode,
+                                      history=tuple(history))
+            if number == 0:
+                first.append(scored(answer, turn)[:2])
+            else:
+                followed.append(scored(answer, turn))
+                alone.append(scored(retriever.answer(turn.question, max(KS), mode=mode), turn))
+            history.append((turn.question, answer))
+
+    def share(rows, test) -> float:
+        return sum(1 for row in rows if test(row)) / len(rows) if rows else 0.0
+
+    def in_top_5(row) -> bool:
+        return row[0] is not None and row[0] <= 5
+
+    return ConversationMetrics(
+        conversations=len(conversations), first_turns=len(first), followups=len(followed),
+        first_recall_at_5=share(first, in_top_5),
+        first_highlight_at_1=share(first, lambda row: row[1]),
+        followup_recall_at_5=share(followed, in_top_5),
+        followup_highlight_at_1=share(followed, lambda row: row[1]),
+        followup_abstained=share(followed, lambda row: row[2]),
+        alone_recall_at_5=share(alone, in_top_5),
+        alone_highlight_at_1=share(alone, lambda row: row[1]),
+        alone_abstained=share(alone, lambda row: row[2]),
     )
 
 

@@ -46,7 +46,7 @@ class Reading:
     with each candidate sentence; `leans_on` the earlier question it was read with (shown
     on the quote cards), None when the question stands on its own; `shown` the sentences
     the earlier answer highlighted, as (article id, start, end): a follow-up asks for
-    something new, so they count less.
+    something new, so they are neither marked again nor count for their passage.
     """
 
     question: str
@@ -132,5 +132,9 @@ def read_in_context(question: str, history: Sequence[tuple[str, Answer]]) -> Rea
     if rest and not _QUESTION_WORD.search(rest) and len(rest.split()) <= 6:
         framed = continue_frame(earlier, rest)
         return Reading(question, framed, framed, earlier, shown)
-    return Reading(question, f"{question} {earlier} {sentence}", f"{earlier} {question}",
+    # A turn that was itself read with an earlier one carries that one's words too ("What
+    # are they used for?" after "Why does Washington block their sale?" after "Which chips
+    # are Chinese firms cut off from?").
+    before = f"{answer.read_with} {earlier}" if answer.read_with else earlier
+    return Reading(question, f"{question} {before} {sentence}", f"{before} {question}",
                    earlier, shown)

@@ -6,6 +6,7 @@ assembles it from settings for the CLI, eval and the page.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from qa import scoring
 from qa.config import MODES, Mode, Settings, chunk_settings_for
 from qa.embed import QuestionEncoder, load_question_encoder
 from qa.errors import ConfigError, ReaderError
+from qa.followup import read_in_context
 from qa.index.db import ArticleInfo
 from qa.index.generation import Generation, expected_for
 from qa.index.lexical import tokenize
@@ -25,6 +27,9 @@ from qa.index.live import IndexSource, LiveIndex
 from qa.types import Answer, Filters, Hit, Passage, ScoredSpan
 
 log = logging.getLogger(__name__)
+# How much more relevant (reader probability, or cosine without the reader) the answer to a
+# follow-up read with its context must be than the answer to the question read alone.
+FOLLOWUP_MARGIN = 0.0
 
 
 class Reranker(Protocol):
@@ -174,6 +179,17 @@ class Retriever:
         filters: Filters | None = None,
     ) -> list[list[Hit]]:
         """`search` for many questions at once (one model call for all of them)."""
+        return self._search_batch(questions, k, mode=mode, filters=filters)
+
+    def _search_batch(
+        self, questions: Sequence[str], k: int | None = None, *, mode: Mode | None = None,
+        filters: Filters | None = None, read_as: Sequence[str] | None = None,
+        hide: frozenset[tuple[str, int, int]] = frozenset(),
+    ) -> list[list[Hit]]:
+        """search_batch; `read_as[i]` is what the reader reads with the sentences found for
+        `questions[i]` (a follow-up is found with its context); sentences in `hide`, as
+        (article id, start, end), neither count nor are marked (a follow-up's answer is not
+        what the turn before already showed)."""
         k, mode = self._check(k, mode)
         cleaned = [self._check_question(q) for q in questions]
         generation = self.generation
@@ -202,18 +218,26 @@ class Retriever:
                 lexical_by_id = dict(zip(lexical_ids.tolist(), lexical_scores.tolist()))
             candidates = list(dict.fromkeys(candidates))
             results[i] = self._rank(
-                generation, cleaned[i], query_vectors[row], candidates, lexical_by_id, mode, k
+                generation, cleaned[i], query_vectors[row], candidates, lexical_by_id, mode, k,
+                read_as[i] if read_as else cleaned[i], hide,
             )
         return results
 
     def _rank(
         self, generation: Generation, question: str, query: np.ndarray, candidates: list[int],
-        lexical_by_id: dict[int, float], mode: Mode, k: int,
+        lexical_by_id: dict[int, float], mode: Mode, k: int, read_as: str,
+        hide: frozenset[tuple[str, int, int]] = frozenset(),
     ) -> list[Hit]:
         """The k best candidates, best first: gathers their features, scoring ranks them."""
         found = _gather(generation, question, query, candidates, lexical_by_id)
         if not found.passages:
             return []
+        hidden = np.zeros(len(found.owner), dtype=bool)
+        if hide:
+            keys = [(p.article_id, s.start, s.end) for p in found.passages for s in p.sentences]
+            hidden = np.fromiter((key in hide for key in keys), dtype=bool, count=len(keys))
+            found.similarity[hidden] = 0.0
+            found.coverage[hidden] = 0.0
         scores, sentence_scores = scoring.rank_scores(
             found.dense, found.similarity, found.coverage, found.owner, found.lexical, mode,
             cue=lambda rows: scoring.answer_type_cue(
@@ -229,25 +253,46 @@ class Retriever:
                     ScoredSpan(s.start, s.end, float(sentence_scores[r]),
                                float(found.similarity[r]))
                     for s, r in zip(found.passages[j].sentences,
-                                    range(bounds[j], bounds[j + 1]))
+                                    range(bounds[j], bounds[j + 1])) if not hidden[r]
                 ))
             for j in top
         ]
         if self.reranker is not None:
-            hits = self.reranker.rerank(question, hits)
+            hits = self.reranker.rerank(read_as, hits)
         return hits[:k]
 
     def answer(self, question: str, k: int | None = None, *, mode: Mode | None = None,
-               filters: Filters | None = None) -> Answer:
-        """The answer as verbatim quotes with highlights, or an abstention."""
-        from qa.answer import build_answer
+               filters: Filters | None = None,
+               history: Sequence[tuple[str, Answer]] = ()) -> Answer:
+        """The answer as verbatim quotes with highlights, or an abstention.
+
+        Args:
+            history: the earlier turns of the same conversation, oldest first, as
+                (question, Answer) pairs as earlier calls returned them. A follow-up that
+                leans on them ("And Baidu?", "When did they begin?") is also read with
+                them (qa.followup), and that reading is kept when it answers better than
+                the question read alone; a question that stands on its own is answered
+                exactly as without history.
+        """
+        from qa.answer import build_answer, relevance_of
 
         k, mode = self._check(k, mode)
         # Fetch extra hits: merging overlaps and the per-article cap can drop some.
-        hits = self.search(question, min(k * 3, max(k, self.settings.max_k)), mode=mode,
-                           filters=filters)
-        return build_answer(question, hits, k, self.settings)
-
+        fetch = min(k * 3, max(k, self.settings.max_k))
+        alone = build_answer(question, self.search(question, fetch, mode=mode, filters=filters),
+                             k, self.settings)
+        reading = read_in_context(self._check_question(question), history)
+        if not reading.in_context:
+            return alone
+        search = reading.search[:self.settings.max_question_chars]
+        hits = self._search_batch([search], fetch, mode=mode, filters=filters,
+                                  read_as=[reading.reader_question], hide=reading.shown)[0]
+        in_context = build_answer(question, hits, k, self.settings)
+        # The reading with context must answer better than the question alone, by a margin:
+        # an unrelated first turn, or a pronoun that leans on nothing, keeps the plain answer.
+        if relevance_of(in_context) > relevance_of(alone) + FOLLOWUP_MARGIN:
+            return dataclasses.replace(in_context, read_with=reading.leans_on)
+        return alone
 
 def _gather(generation: Generation, question: str, query: np.ndarray, candidates: list[int],
             lexical_by_id: dict[int, float]) -> _Candidates:

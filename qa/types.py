@@ -110,6 +110,12 @@ class Answer:
     abstained: bool = False
     closest: tuple[Quote, ...] = field(default=())
     confidence: Confidence = "answered"
+    # The best relevance among the quotes found, what `confidence` grades: the reader's
+    # probability that the first answers, or without the reader a cosine (qa.answer).
+    relevance: float = 0.0
+    # The earlier question a follow-up was read with (qa.followup), None when it was read
+    # on its own: the faces show it, so a reader sees why these quotes were chosen.
+    read_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,7 +247,7 @@ from qa.retriever import Retriever
 settings = Settings(corpus_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
 embedder = load_embedder(settings)
 page = Page(settings, embedder, Retriever.open(settings, embedder))
-history, _ = page.chat("What hardware did the US export bans target?", [], 3, "hybrid")
+history, _, _ = page.chat("What hardware did the US export bans target?", [], 3, "hybrid")
 print(json.dumps({"answer": history[-1]["content"],
                   "modules": sorted(m for m in sys.modules if m.startswith("qa"))}))
 """

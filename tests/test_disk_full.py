@@ -83,7 +83,7 @@ def test_the_page_says_so_and_keeps_answering(tmp_path, monkeypatch):
     assert note.startswith("⚠️ Rebuild failed: could not write the new index"), note
     assert "No space left on device" in note
     assert "gen-000001" in status and len(rows) == 3
-    history, _ = page.chat(NEW_QUESTION, [], 3, "bm25")
+    history, _, _ = page.chat(NEW_QUESTION, [], 3, "bm25")
     assert "vb-error" not in history[-1]["content"]
 
 

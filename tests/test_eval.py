@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from qa.eval import Question, evaluate, highlight_hit
+from conftest import EVAL
+from qa.eval import (
+    Question, evaluate, evaluate_conversations, highlight_hit, holds_conversations,
+    read_conversations,
+)
 from qa.types import Answer, Quote, Span
 
 
@@ -15,6 +19,7 @@ def quote(text: str, *marked: str, article: str = "a.txt") -> Quote:
                  date=None, start=100, end=100 + len(text), score=0.5, highlights=spans)
 
 
+EVAL_QUESTIONS_FILE = EVAL / "seed_dev.jsonl"
 MISS = quote("Nothing to see here. Really nothing.", "Nothing to see here.")
 # The answer ("Paris") is in the quote, but not in the sentence it marks.
 OUTSIDE = quote("She lived in Paris. She wrote notes on the engine.",
@@ -24,12 +29,18 @@ OUTSIDE = quote("She lived in Paris. She wrote notes on the engine.",
 class CannedRetriever:
     """Answers each question with the Answer it was given; records how it was asked."""
 
-    def __init__(self, answers: dict[str, Answer]) -> None:
+    def __init__(self, answers: dict[str, Answer],
+                 in_context: dict[str, Answer] | None = None) -> None:
         self.answers = answers
+        self.in_context = in_context or {}
         self.asked: list[tuple[str, int, str | None]] = []
+        self.histories: list[tuple[str, tuple[str, ...]]] = []
 
-    def answer(self, question: str, k: int, mode: str | None = None) -> Answer:
+    def answer(self, question: str, k: int, mode: str | None = None, history=()) -> Answer:
         self.asked.append((question, k, mode))
+        self.histories.append((question, tuple(q for q, _ in history)))
+        if history and question in self.in_context:
+            return self.in_context[question]
         return self.answers[question]
 
 
@@ -133,3 +144,39 @@ def test_the_article_may_be_named_by_title():
     marked = answered("q", quote("The answer is 42.", "The answer is 42."))
     assert highlight_hit(marked, Question("q", "q", ("42",), "Title of a.txt"))
     assert not highlight_hit(marked, Question("q", "q", ("42",), "Title of b.txt"))
+
+
+def test_evaluate_after_a_first_question_asks_each_as_its_second_turn():
+    first = "Off topic one?"
+    retriever = CannedRetriever(ANSWERS)
+    evaluate(retriever, QUESTIONS[:2], after=first)
+    assert retriever.histories == [(first, ()), ("Who won?", (first,)), ("When?", (first,))]
+
+
+def test_conversations_score_follow_ups_with_and_without_their_history(tmp_path):
+    # Two conversations: the follow-up "Where?" is answered (rank 1, marked) only with its
+    # history; "Why?" abstains with it. First turns: "Who won?" rank 1 marked; "When?"
+    # rank 1 and marked too (conversation turns name no article, so b.txt's quote counts).
+    path = tmp_path / "conversations.jsonl"
+    path.write_text(
+        '{"id": "c1", "turns": [{"question": "Who won?", "answers": ["Ada Lovelace"]},'
+        ' {"question": "Where?", "answers": ["Paris"]}]}\n'
+        '{"id": "c2", "turns": [{"question": "When?", "answers": ["in 1843"]},'
+        ' {"question": "Why?", "answers": ["no reason"]}]}\n', encoding="utf-8")
+    assert holds_conversations(path) and not holds_conversations(EVAL_QUESTIONS_FILE)
+    conversations = read_conversations(path)
+    assert [len(c.turns) for c in conversations] == [2, 2]
+    in_context = {"Where?": answered("Where?", quote("She lived in Paris.", "She lived in Paris.")),
+                  "Why?": abstained("Why?", MISS)}
+    retriever = CannedRetriever(ANSWERS, in_context)
+    m = evaluate_conversations(retriever, conversations)
+    assert (m.conversations, m.first_turns, m.followups) == (2, 2, 2)
+    assert (m.first_recall_at_5, m.first_highlight_at_1) == (1.0, 1.0)
+    assert (m.followup_recall_at_5, m.followup_highlight_at_1, m.followup_abstained) == (
+        0.5, 0.5, 0.5)
+    # Alone, "Where?" is ANSWERS' (the answer outside the mark) and "Why?" is "may answer".
+    assert (m.alone_recall_at_5, m.alone_highlight_at_1, m.alone_abstained) == (0.5, 0.0, 0.0)
+    # Each turn saw the earlier questions of its conversation, and nothing else.
+    assert ("Where?", ("Who won?",)) in retriever.histories
+    assert ("Why?", ("When?",)) in retriever.histories
+    assert ("Where?", ()) in retriever.histories

@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from qa.config import MODES, Settings
 from qa.errors import ConfigError, QAError
 from qa.serve.throttle import LoginThrottle
-from qa.types import Answer, Filters, Hit
+from qa.types import Answer, Filters, Hit, Quote, Span
 
 if TYPE_CHECKING:
     from qa.retriever import Retriever
@@ -84,10 +84,66 @@ class Question(BaseModel):
         return Filters(tuple(self.articles), self.date_from, self.date_to)
 
 
-def question_model(max_k: int) -> type[Question]:
-    """Question with k's upper bound, so the OpenAPI schema states the whole range."""
+# A conversation's earlier turns, as /api/ask takes them: bounded in count and size.
+MAX_TURNS = 8
+MAX_TURN_QUOTES = 10
+MAX_QUOTE_CHARS = 20_000
+
+
+class ShownSpan(BaseModel):
+    """A marked sentence: offsets into the quote's text."""
+
+    start: int = Field(ge=0, strict=True)
+    end: int = Field(ge=0, strict=True)
+
+
+class ShownQuote(BaseModel):
+    """A quote as /api/ask returned it; its other fields may be sent back too."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    article_id: str = Field(max_length=2_000)
+    start: int = Field(ge=0, strict=True, description="The quote's offset in its article.")
+    text: str = Field(max_length=MAX_QUOTE_CHARS)
+    highlights: list[ShownSpan] = Field(default_factory=list, max_length=MAX_TURN_QUOTES)
+
+
+class Turn(BaseModel):
+    """An earlier turn of the conversation: the question and the quotes it was answered
+    with (none when it abstained)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str = Field(max_length=2_000)
+    quotes: list[ShownQuote] = Field(default_factory=list, max_length=MAX_TURN_QUOTES)
+    read_with: str | None = Field(None, max_length=2_000,
+                                  description="As the answer to that turn said, if it did.")
+
+    def as_pair(self) -> tuple[str, Answer]:
+        quotes = tuple(
+            Quote(text=q.text, article_id=q.article_id, title="", source="", date=None,
+                  start=q.start, end=q.start + len(q.text), score=0.0,
+                  highlights=tuple(Span(h.start, h.end) for h in q.highlights
+                                   if h.start < h.end <= len(q.text)))
+            for q in self.quotes)
+        return self.question, Answer(question=self.question, quotes=quotes,
+                                          abstained=not quotes, read_with=self.read_with)
+
+
+class Ask(Question):
+    """A question for /api/ask, with the conversation before it."""
+
+    history: list[Turn] = Field(
+        default_factory=list, max_length=MAX_TURNS,
+        description=f"The earlier turns of the same conversation, oldest first (at most "
+                    f"{MAX_TURNS}): each question with the quotes it was answered with. A "
+                    "follow-up (\"And Baidu?\", \"When did they begin?\") is read with them.")
+
+
+def question_model(max_k: int, base: type[Question] = Question) -> type[Question]:
+    """`base` with k's upper bound, so the OpenAPI schema states the whole range."""
     k = Question.model_fields["k"]
-    return create_model("Question", __base__=Question, __doc__=Question.__doc__,
+    return create_model(base.__name__, __base__=base, __doc__=base.__doc__,
                         k=(int | None, Field(None, ge=1, le=max_k, strict=True,
                                              description=k.description)))
 
@@ -285,6 +341,7 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
     # Outermost: a body over its cap is refused before anything else reads it.
     app.add_middleware(BodyLimit, limit_of=body_limit)
     Body = question_model(settings.max_k)
+    AskBody = question_model(settings.max_k, Ask)
 
     def login(request: Request) -> None:
         if auth is None:
@@ -356,11 +413,12 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
 
     @app.post("/api/ask", dependencies=guarded, response_model=None,
               responses={200: {"model": Answer, "description": "The answer"}})
-    @with_body(Body)
-    async def ask(body: Question) -> JSONResponse:
+    @with_body(AskBody)
+    async def ask(body: Ask) -> JSONResponse:
         """The answer as verbatim quotes with highlight spans, or an abstention."""
+        history = tuple(turn.as_pair() for turn in body.history)
         answer = await run(lambda: retriever().answer(body.question, body.k, mode=body.mode,
-                                                      filters=body.filters()))
+                                                      filters=body.filters(), history=history))
         return JSONResponse(dataclasses.asdict(answer))
 
     @app.post("/api/search", dependencies=guarded, response_model=None,

@@ -5,7 +5,6 @@ import argparse
 import gc
 import json
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -15,114 +14,16 @@ from qa.config import MODES, PRECISIONS, SENTENCE_VECTORS, Settings
 from qa.errors import ConfigError, QAError
 from qa.index import layout
 from qa.embed.ray_engine import add_engine_options
-from qa.serve.render import (
-    ABSTAIN_NOTE, CLOSEST_HEAD, CLOSEST_MATCH, CLOSEST_SHOWN, EMPTY_NOTE, LOW_CONFIDENCE_NOTE,
-    MAY_ANSWER,
+from qa.serve.terminal import (  # noqa: F401  (format_answer: also for its callers)
+    ProgressBars, format_answer, json_for_terminal, printable, settings_from,
 )
-from qa.types import Answer, Filters, Quote
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        corpus_dir=getattr(args, "corpus", None),
-        index_dir=getattr(args, "index", None),
-        model=getattr(args, "model", None),
-        precision=getattr(args, "precision", None),
-        index_factory=getattr(args, "faiss", None),
-        sentence_vectors=getattr(args, "sentence_vectors", None),
-        reranker=None if getattr(args, "rerank", None) is None else args.rerank == "on",
-    )
-
-
-# Characters that drive a terminal or reorder what it shows: C0 controls but tab and
-# newline, DEL and C1 controls (0x9b is an 8-bit CSI), bidirectional overrides. Article
-# text is untrusted: printed raw, "\x1b]0;..." would retitle the window, "\x1b[2J" wipe it.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """`text` safe to print on a terminal: control characters shown as `\\x1b`."""
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def json_for_terminal(data: object) -> str:
-    """JSON of `data` with every terminal control escaped (json.dumps leaves C1 controls
-    and bidi overrides raw when ensure_ascii is off); still the same JSON."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def mark(quote: Quote, tty: bool) -> str:
-    """The quote's text with its highlights in bold yellow (TTY) or **stars** (pipe)."""
-    open_, close = ("\033[1;33m", "\033[0m") if tty else ("**", "**")
-    out, cursor = [], 0
-    for span in quote.highlights:
-        out += [printable(quote.text[cursor:span.start]), open_,
-                printable(quote.text[span.start:span.end]), close]
-        cursor = span.end
-    out.append(printable(quote.text[cursor:]))
-    return "".join(out)
-
-
-def format_answer(answer: Answer, tty: bool) -> str:
-    """The answer as a terminal reads it: numbered quotes, each with its citation.
-
-    A low-confidence answer says so and labels each quote "may answer" (marked as usual);
-    an abstention lists its closest passages as "closest match", nothing in them marked.
-    """
-    lines = []
-    label = ""
-    if answer.abstained:
-        lines.append(ABSTAIN_NOTE)
-        if answer.closest:
-            lines.append(CLOSEST_HEAD)
-        label = f"  [{CLOSEST_MATCH}]"
-    elif not answer.quotes:
-        lines.append(EMPTY_NOTE)
-    elif answer.confidence == "low":
-        lines.append(LOW_CONFIDENCE_NOTE)
-        label = f"  [{MAY_ANSWER}]"
-    for number, quote in enumerate(answer.quotes or answer.closest[:CLOSEST_SHOWN], start=1):
-        cite = printable(f"{quote.title} — {quote.source}"
-                         + (f", {quote.date}" if quote.date else ""))
-        lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f}){label}")
-        if quote.url:
-            lines.append(f"    {printable(quote.url)}")
-        # Closest passages of an abstention are not answers: nothing in them is marked.
-        text = printable(quote.text) if answer.abstained else mark(quote, tty)
-        lines += ["    " + line for line in text.splitlines()]
-    return "\n".join(lines)
-
-
-class ProgressBars:
-    """A tqdm bar per build stage (on stderr), fed by build_index's on_progress."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self._bars: dict = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        bar = self._bars.get(stage)
-        if bar is None:
-            unit = " texts" if stage == "embed" else " steps"
-            bar = self._bars[stage] = tqdm(total=total, desc=stage, unit=unit, leave=False,
-                                           disable=self.quiet)
-        bar.total = total
-        bar.update(done - bar.n)
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
+from qa.types import Filters
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from qa.serve.library import Library, engine_embedder
 
-    settings = _settings(args)
+    settings = settings_from(args)
     # Say "another build is running" now, not after seconds of loading the model; the
     # build takes the lock for real (and may still wait for it) below.
     with layout.build_lock(settings.index_dir, args.wait):
@@ -160,7 +61,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from qa.retriever import Retriever
 
-    retriever = Retriever.open(_settings(args))
+    retriever = Retriever.open(settings_from(args))
     filters = Filters(tuple(args.article or ()), args.date_from, args.date_to)
     answer = retriever.answer(args.question, args.k, mode=args.mode, filters=filters)
     if args.json:
@@ -173,28 +74,41 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from qa.serve.info import index_info
 
-    print(printable(index_info(_settings(args))))
+    print(printable(index_info(settings_from(args))))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.eval import eval_index_dir, evaluate, prepare_retriever, read_questions
+    from qa.eval import (
+        eval_index_dir, evaluate, evaluate_conversations, holds_conversations,
+        prepare_retriever, read_conversations, read_questions,
+    )
 
-    settings = _settings(args)
+    settings = settings_from(args)
     index_dir = args.index or eval_index_dir(args.articles, settings)
     settings = settings.replace(index_dir=index_dir)
-    questions = read_questions(args.questions)[: args.limit]
-    if args.unanswerable:
-        questions += read_questions(args.unanswerable)
+    conversations = holds_conversations(args.questions)
+    if conversations and (args.unanswerable or args.after):
+        raise ConfigError(f"{args.questions} holds conversations: --unanswerable and --after "
+                          "apply to files of questions")
     bars = ProgressBars()
     retriever = prepare_retriever(args.articles, settings, on_progress=bars)
     bars.close()
-    metrics = evaluate(retriever, questions, mode=args.mode, progress=True)
+    if conversations:
+        metrics = evaluate_conversations(
+            retriever, read_conversations(args.questions)[: args.limit], mode=args.mode)
+    else:
+        questions = read_questions(args.questions)[: args.limit]
+        if args.unanswerable:
+            questions += read_questions(args.unanswerable)
+        metrics = evaluate(retriever, questions, mode=args.mode, progress=True,
+                           after=args.after)
     if args.json:
         print(json.dumps(asdict(metrics), indent=2))
     else:
-        print(f"{args.questions} on {args.articles} (mode {args.mode or settings.mode}, "
-              f"index {index_dir})")
+        after = f", each after {args.after!r}" if args.after else ""
+        print(printable(f"{args.questions} on {args.articles} (mode "
+                        f"{args.mode or settings.mode}, index {index_dir}{after})"))
         print(metrics.table())
     return 0
 
@@ -219,7 +133,7 @@ def _library(settings: Settings):
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    with _library(_settings(args)) as library:
+    with _library(settings_from(args)) as library:
         bars = ProgressBars(args.quiet)
         report = library.add_urls(args.urls, index=not args.no_index, on_progress=bars,
                                   wait_seconds=args.wait)
@@ -230,7 +144,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_feeds(args: argparse.Namespace) -> int:
     from qa.serve.reports import followed_lines
 
-    library = _library(_settings(args))
+    library = _library(settings_from(args))
     if args.feeds_command == "add":
         for url in args.urls:
             feed, added = library.follow(url)
@@ -311,6 +225,18 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True, index: bool = 
                         "the CPU has bf16 instructions, else fp32)")
 
 
+def _question_options(p: argparse.ArgumentParser) -> None:
+    """What `ask` and `chat` share: the index, the quotes, the filters, the reader."""
+    _common(p, corpus=False, precision="precision of the model for the question, used when "
+            "the index holds no ONNX export of it")
+    p.add_argument("-k", type=int, default=None, help="number of quotes (default 5)")
+    p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
+    p.add_argument("--article", action="append", help="only this article id or title (repeatable)")
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="articles on or after")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="articles on or before")
+    _rerank_option(p)
+
+
 def _rerank_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank", choices=("on", "off"),
                         help="let the reader re-order the quotes and choose the highlight "
@@ -345,16 +271,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with quotes",
                        description="Answer a question with verbatim quotes from the articles.")
     p.add_argument("question")
-    _common(p, corpus=False, precision="precision of the model for the question, used when "
-            "the index holds no ONNX export of it")
-    p.add_argument("-k", type=int, default=None, help="number of quotes (default 5)")
-    p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
-    p.add_argument("--article", action="append", help="only this article id or title (repeatable)")
-    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="articles on or after")
-    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="articles on or before")
+    _question_options(p)
     p.add_argument("--json", action="store_true", help="print the Answer as JSON")
-    _rerank_option(p)
     p.set_defaults(func=cmd_ask)
+
+    from qa.serve.chat import cmd_chat
+
+    p = sub.add_parser("chat", help="a conversation: follow-up questions read the earlier ones",
+                       description="Ask one question after another; a follow-up (\"And "
+                       "Baidu?\") is read with the questions before it. :new starts over.")
+    _question_options(p)
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("info", help="describe the live index",
                        description="Print the live index: generation, model, counts, size, "
@@ -366,14 +293,20 @@ def parser() -> argparse.ArgumentParser:
                        description="Build (or reuse) an index for ARTICLES, ask every question "
                        "and report recall@1/5/10, mrr@10, highlight@1, abstention and latency.")
     p.add_argument("--articles", type=Path, required=True, help="articles file or folder")
-    p.add_argument("--questions", type=Path, required=True, help="questions .jsonl")
+    p.add_argument("--questions", type=Path, required=True,
+                   help="questions .jsonl, or conversations (records with \"turns\"): "
+                   "first turns and follow-ups are then scored apart, and each follow-up "
+                   "also without its history")
     p.add_argument("--unanswerable", type=Path, help="unanswerable questions .jsonl")
     p.add_argument("--index", type=Path, help="index folder for ARTICLES (default: a cache "
                    "folder per article set and model, .verbatim-cache/eval/NAME-HASH; "
                    "VERBATIM_INDEX is not used)")
     _common(p, corpus=False, index=False)
     p.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
-    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--limit", type=int, help="only the first N questions (or conversations)")
+    p.add_argument("--after", metavar="QUESTION",
+                   help="ask each question as the second turn of a conversation that began "
+                   "with QUESTION (an unrelated one must not change the figures)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _rerank_option(p)
     p.set_defaults(func=cmd_eval)

@@ -20,6 +20,7 @@ from qa.errors import BuildLockedError, IndexMissingError, QAError
 from qa.serve import render
 from qa.serve.library import Library
 from qa.serve.reports import feed_row, intake_markdown, rebuild_markdown, when
+from qa.types import Answer
 
 if TYPE_CHECKING:
     from qa.retriever import Retriever
@@ -33,6 +34,8 @@ NO_INDEX = ("There is no index yet: add articles in the Library tab and press "
             "“Rebuild index”.")
 # Article URLs one submission may add: a visitor cannot make the server crawl a site.
 MAX_PAGE_URLS = 20
+# Earlier turns of a conversation a follow-up is read with (the page keeps no more).
+MAX_TURNS = 8
 
 
 class Page:
@@ -118,25 +121,35 @@ class Page:
         return self.status_markdown(), self.article_rows()
 
     # -- asking ------------------------------------------------------------------------
-    def answer(self, question: str, k: int | float | str | None, mode: str | None):
-        return self.retriever().answer(question, coerce_k(k), mode=mode or self.settings.mode)
+    def answer(self, question: str, k: int | float | str | None, mode: str | None,
+               history: Sequence[tuple[str, Answer]] = ()) -> Answer:
+        return self.retriever().answer(question, coerce_k(k), mode=mode or self.settings.mode,
+                                       history=tuple(history)[-MAX_TURNS:])
 
-    def chat(self, message: str, history: list[dict] | None, k: float, mode: str
-             ) -> tuple[list[dict], str]:
-        """Add the question and its rendered answer (or a friendly error) to the chat."""
+    def chat(self, message: str, history: list[dict] | None, k: float, mode: str,
+             turns: list[tuple[str, Answer]] | None = None,
+             ) -> tuple[list[dict], str, list[tuple[str, Answer]]]:
+        """Add the question and its rendered answer (or a friendly error) to the chat.
+
+        `turns` is the conversation so far as (question, Answer) pairs: a follow-up ("And
+        Baidu?") is read with them. Returns the chat, the emptied text box and the turns.
+        """
         history = list(history or [])
+        turns = list(turns or [])
         if not (message or "").strip():
-            return history, ""
+            return history, "", turns
         history.append({"role": "user", "content": render.render_question(message)})
         try:
-            content = render.render_answer(self.answer(message, k, mode))
+            answer = self.answer(message, k, mode, turns)
+            content = render.render_answer(answer)
+            turns = [*turns, (message, answer)][-MAX_TURNS:]
         except QAError as exc:
             content = render.render_error(str(exc))
         except Exception:  # the page must stay usable whatever happens
             log.exception("answering %r failed", message[:200])
             content = render.render_error("something went wrong on the server (see its log)")
         history.append({"role": "assistant", "content": content})
-        return history, ""
+        return history, "", turns
 
     def api_ask(self, question: str, k: int = 5, mode: str = "hybrid") -> dict:
         """The Answer as JSON: quotes with highlight spans, or an abstention."""

@@ -80,6 +80,10 @@ def build_page(page: Page) -> gr.Blocks:
                     )
                     ask = gr.Button("Ask", elem_id="ask", variant="primary", scale=1,
                                     min_width=90)
+                    # Follow-ups ("And Baidu?") are read with the earlier turns; this
+                    # forgets them.
+                    new_conversation = gr.Button("New conversation", elem_id="new-conversation",
+                                                 variant="secondary", scale=1, min_width=90)
                 with gr.Row(elem_id="examples"):
                     example_buttons = [
                         gr.Button(text, size="sm", variant="secondary", scale=0,
@@ -97,7 +101,6 @@ def build_page(page: Page) -> gr.Blocks:
                                  "bm25: words only",
                             elem_id="mode",
                         )
-                    clear = gr.Button("Clear the chat", size="sm", variant="secondary")
             with gr.Tab("Library", id="library-tab") as library_tab:
                 status = gr.Markdown(elem_id="status")
                 articles = gr.Dataframe(
@@ -131,14 +134,18 @@ def build_page(page: Page) -> gr.Blocks:
                                        scale=1, min_width=90)
                 web = build_web_section(page)
 
-        chat_inputs = [question, chatbot, k, mode]
+        # The conversation so far, (question, Answer) per turn, one per visitor's session.
+        turns = gr.State([])
+        chat_inputs = [question, chatbot, k, mode, turns]
+        chat_outputs = [chatbot, question, turns]
         private = {"api_visibility": "private"}
-        question.submit(page.chat, chat_inputs, [chatbot, question], **private)
-        ask.click(page.chat, chat_inputs, [chatbot, question], **private)
+        question.submit(page.chat, chat_inputs, chat_outputs, **private)
+        ask.click(page.chat, chat_inputs, chat_outputs, **private)
         for button, text in zip(example_buttons, EXAMPLES):
-            button.click(lambda history, k, mode, text=text: page.chat(text, history, k, mode),
-                         [chatbot, k, mode], [chatbot, question], **private)
-        clear.click(lambda: ([], ""), None, [chatbot, question], **private)
+            button.click(lambda history, k, mode, turns, text=text:
+                         page.chat(text, history, k, mode, turns),
+                         [chatbot, k, mode, turns], chat_outputs, **private)
+        new_conversation.click(lambda: ([], "", []), None, chat_outputs, **private)
 
         def corpus_choices():
             return gr.Dropdown(choices=page.corpus_files(), value=None)

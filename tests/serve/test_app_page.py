@@ -20,8 +20,8 @@ def test_first_run_without_articles_then_upload_and_rebuild(tmp_path, fake_embed
     page = Page(settings, fake_embedder)
 
     # No index yet: the chat explains what to do instead of crashing.
-    history, box = page.chat("Where is the lighthouse?", [], 3, "hybrid")
-    assert box == "" and len(history) == 2
+    history, box, turns = page.chat("Where is the lighthouse?", [], 3, "hybrid")
+    assert box == "" and len(history) == 2 and turns == []  # an error is no turn
     assert "vb-error" in history[1]["content"] and "Rebuild index" in history[1]["content"]
     assert NO_INDEX.split(":")[0] in page.status_markdown()
     assert page.article_rows() == []
@@ -46,15 +46,20 @@ def test_first_run_without_articles_then_upload_and_rebuild(tmp_path, fake_embed
     assert {desc for _, desc, _ in progress.calls} >= {"Reading and splitting articles",
                                                       "Writing the index"}
 
-    history, _ = page.chat("When did the lighthouse at Port Elsby reopen?", history, 3, "bm25")
+    history, _, turns = page.chat("When did the lighthouse at Port Elsby reopen?", history, 3,
+                                  "bm25")
     assert len(history) == 4
     assert "lighthouse.txt" in history[3]["content"]
+    # The conversation keeps the turn, as the Retriever answered it, for the next question.
+    ((question, answer),) = turns
+    assert question == "When did the lighthouse at Port Elsby reopen?"
+    assert answer.quotes[0].article_id == "lighthouse.txt"
 
 
 def test_blank_question_adds_nothing(tmp_path, fake_embedder):
     page = Page(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"), fake_embedder)
     history = [{"role": "user", "content": "x"}]
-    assert page.chat("   ", history, 3, "hybrid") == (history, "")
+    assert page.chat("   ", history, 3, "hybrid") == (history, "", [])
 
 
 def test_refused_upload_says_why(tmp_path, fake_embedder):
