@@ -1,7 +1,7 @@
 """How the reader should read: coverage of the answer sentence, and quality per reading plan.
 
     python bench/reader.py coverage [--limit N]
-    python bench/reader.py plans [--limit N] [--sentences 16,24,32] [--weights 0.6,0.8,1]
+    python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.6,0.8,1]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -13,6 +13,7 @@ bench/quality.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -77,9 +78,10 @@ def load_sets(limit: int | None):
 
 
 def coverage(limit: int | None) -> None:
-    plans = [ReadingPlan(sentences=n, per_passage=p)
-             for n in (8, 12, 16, 24, 32, 48) for p in (1, 2, 3)]
-    print("| set | " + " | ".join(f"{p.sentences}/{p.per_passage}" for p in plans) + " |")
+    plans = [ReadingPlan(sentences=n, per_passage=p, deep_passages=d)
+             for n in (16, 24, 32) for p, d in ((1, 0), (2, 0), (3, 0), (1, 2), (1, 3), (2, 3))]
+    print("| set | " + " | ".join(f"{p.sentences}/{p.per_passage}/{p.deep_passages}"
+                                  for p in plans) + " |")
     print("|---" * (len(plans) + 1) + "|")
     for eval_set, questions, plain in load_sets(limit):
         questions = [q for q in questions if q.answers]
@@ -101,7 +103,13 @@ def coverage(limit: int | None) -> None:
               + " | ".join(f"{f / len(questions):.3f}" for f in found) + " |", flush=True)
 
 
-def plans(limit: int | None, sentences: list[int], weights: list[float]) -> None:
+def parse_plan(text: str) -> ReadingPlan:
+    """"24/1/2": 24 sentences, 1 per passage, the first 2 passages up to 3."""
+    sentences, per_passage, deep = (int(x) for x in text.split("/"))
+    return ReadingPlan(sentences=sentences, per_passage=per_passage, deep_passages=deep)
+
+
+def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float]) -> None:
     from qa.reader.model import Reader
 
     reader = Remembering(Reader())
@@ -110,10 +118,12 @@ def plans(limit: int | None, sentences: list[int], weights: list[float]) -> None
     for eval_set, questions, plain in load_sets(limit):
         answerable = any(q.answers for q in questions)
         rows = [("off", plain)]
-        for n in sentences:
+        for shape in shapes:
             for w in weights:
-                reranker = ReaderReranker(reader, ReadingPlan(sentences=n, weight=w))
-                rows.append((f"{n} sentences, weight {w}", Retriever(
+                plan = dataclasses.replace(shape, weight=w)
+                reranker = ReaderReranker(reader, plan)
+                rows.append((f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}, "
+                             f"weight {w}", Retriever(
                     plain.index, plain.embedder, plain.settings.replace(reranker=True),
                     reranker)))
         for label, retriever in rows:
@@ -130,13 +140,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("coverage", "plans"))
     parser.add_argument("--limit", type=int, help="about this many questions per set")
-    parser.add_argument("--sentences", default="16,24,32")
+    parser.add_argument("--plans", default="24/1/2,32/1/3",
+                        help="reading plans: sentences/per passage/deep passages, ...")
     parser.add_argument("--weights", default="0.6,0.8,1.0")
     args = parser.parse_args()
     if args.what == "coverage":
         coverage(args.limit)
     else:
-        plans(args.limit, [int(x) for x in args.sentences.split(",")],
+        plans(args.limit, [parse_plan(x) for x in args.plans.split(",")],
               [float(x) for x in args.weights.split(",")])
 
 

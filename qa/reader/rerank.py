@@ -20,8 +20,12 @@ class ReadingPlan:
     # Sentences read per question: the reader's cost grows with this.
     sentences: int = 24
     # At most this many of one passage's sentences (its best by the first stage), so the
-    # reader sees more passages than the best one's every sentence.
+    # reader sees more passages than the best one's every sentence; the first
+    # `deep_passages` passages may give `per_deep_passage` (the answer is most often in
+    # them, not always in the sentence the first stage liked best).
     per_passage: int = 2
+    deep_passages: int = 0
+    per_deep_passage: int = 3
     # A passage's score: weight * its best sentence's probability + (1 - weight) * the
     # first stage's score.
     weight: float = 0.8
@@ -42,11 +46,13 @@ class ReaderReranker:
         """The sentences to read, keyed by (article, start, end), with the text read: the
         best `per_passage` of each passage in rank order, until `sentences` are chosen."""
         chosen: dict[tuple[str, int, int], str] = {}
-        for hit in hits:
+        for rank, hit in enumerate(hits):
             p = hit.passage
             taken = 0
+            most = (self.plan.per_deep_passage if rank < self.plan.deep_passages
+                    else self.plan.per_passage)
             for s in sorted(hit.sentences, key=lambda s: -s.score):
-                if taken == self.plan.per_passage or len(chosen) == self.plan.sentences:
+                if taken == most or len(chosen) == self.plan.sentences:
                     break
                 key = (p.article_id, s.start, s.end)
                 taken += 1
