@@ -1,7 +1,8 @@
 """How the reader should read: coverage of the answer sentence, and quality per reading plan.
 
     python bench/reader.py coverage [--limit N]
-    python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.6,0.8,1]
+    python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.4,0.7]
+                                 [--sentence-weights 0.5,1]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -104,12 +105,15 @@ def coverage(limit: int | None) -> None:
 
 
 def parse_plan(text: str) -> ReadingPlan:
-    """"24/1/2": 24 sentences, 1 per passage, the first 2 passages up to 3."""
-    sentences, per_passage, deep = (int(x) for x in text.split("/"))
-    return ReadingPlan(sentences=sentences, per_passage=per_passage, deep_passages=deep)
+    """"24/1/2/3": 24 sentences, 1 per passage, the first 2 passages up to 3 (the last
+    number may be left out: the default)."""
+    numbers = [int(x) for x in text.split("/")]
+    plan = ReadingPlan(sentences=numbers[0], per_passage=numbers[1], deep_passages=numbers[2])
+    return dataclasses.replace(plan, per_deep_passage=numbers[3]) if len(numbers) > 3 else plan
 
 
-def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float]) -> None:
+def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
+          sentence_weights: list[float]) -> None:
     from qa.reader.model import Reader
 
     reader = Remembering(Reader())
@@ -119,11 +123,12 @@ def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float]) ->
         answerable = any(q.answers for q in questions)
         rows = [("off", plain)]
         for shape in shapes:
-            for w in weights:
-                plan = dataclasses.replace(shape, weight=w)
+            for w, sw in [(w, sw) for w in weights for sw in sentence_weights]:
+                plan = dataclasses.replace(shape, weight=w, sentence_weight=sw)
                 reranker = ReaderReranker(reader, plan)
-                rows.append((f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}, "
-                             f"weight {w}", Retriever(
+                rows.append((f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}/"
+                             f"{plan.per_deep_passage}, "
+                             f"weight {w}/{sw}", Retriever(
                     plain.index, plain.embedder, plain.settings.replace(reranker=True),
                     reranker)))
         for label, retriever in rows:
@@ -142,13 +147,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="about this many questions per set")
     parser.add_argument("--plans", default="24/1/2,32/1/3",
                         help="reading plans: sentences/per passage/deep passages, ...")
-    parser.add_argument("--weights", default="0.6,0.8,1.0")
+    parser.add_argument("--weights", default="0.4,0.7,1.0",
+                        help="the reader's share of a passage's score")
+    parser.add_argument("--sentence-weights", default="1.0",
+                        help="the reader's share of a sentence's score (the highlight)")
     args = parser.parse_args()
     if args.what == "coverage":
         coverage(args.limit)
     else:
         plans(args.limit, [parse_plan(x) for x in args.plans.split(",")],
-              [float(x) for x in args.weights.split(",")])
+              [float(x) for x in args.weights.split(",")],
+              [float(x) for x in args.sentence_weights.split(",")])
 
 
 if __name__ == "__main__":

@@ -95,12 +95,18 @@ class Settings:
     # The reader (qa.reader): a cross-encoder that reads the question with the best
     # candidate sentences and re-orders the passages and highlights (VERBATIM_RERANK).
     reranker: bool = True
+    # A folder with a reader's reader.onnx, reader.json and tokenizer.json
+    # (VERBATIM_READER); None means the one shipped in qa/reader/weights/.
+    reader_model: Path | None = None
     # Sentences it reads per question: its cost grows with this.
     reader_sentences: int = 24
     # With the reader, an answer is graded by its probability that the best quote answers:
     # below reader_abstain_threshold it abstains, below reader_confident_threshold "may
-    # answer".
-    reader_abstain_threshold: float = 0.1
+    # answer". It also abstains when the best cosine is under abstain_threshold: on the
+    # seed the reader gives an off-topic question 0.387 and answerable ones 0.066 and
+    # 0.090, so its probability alone cannot separate them; with the cosine gate 0.05 lets
+    # every seed_dev question answer and the off-topic ones abstain.
+    reader_abstain_threshold: float = 0.05
     reader_confident_threshold: float = 0.5
     # Quotes per article before other articles get a turn; more fill the rest of the k
     # (a one-article corpus still shows k quotes). 3 cost squad-dev recall@5 0.978 -> 0.974
@@ -128,6 +134,8 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if self.reader_model is not None:
+            object.__setattr__(self, "reader_model", Path(self.reader_model))
         for name in ("chunk_tokens", "k", "max_k", "candidates", "max_quotes_per_article",
                      "batch_size", "reader_sentences",
                      "max_question_chars", "max_upload_bytes"):
@@ -177,6 +185,7 @@ class Settings:
             "index_dir": os.environ.get("VERBATIM_INDEX"),
             "model": os.environ.get("VERBATIM_MODEL"),
             "precision": os.environ.get("VERBATIM_PRECISION"),
+            "reader_model": os.environ.get("VERBATIM_READER"),
         }
         rerank = os.environ.get("VERBATIM_RERANK")
         if rerank is not None:

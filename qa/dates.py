@@ -43,7 +43,8 @@ _WHEN = (rf"(?P<iso>{_YEAR_WORD}-\d\d-\d\d)"
          rf"|(?P<year>{_YEAR_WORD})(?![\w.,]?\d)")
 # What a bare year or month needs before it to be a date ("in 2023", not "2023 people";
 # "since March", not "the March on Washington").
-_LEAD = r"in|during|of|from|throughout|since|before|after|until|till|by|prior\s+to|between|early|late|mid|on"
+_LEAD = (r"in|during|of|from|throughout|since|before|after|until|till|by|prior\s+to|between|"
+         r"early|late|mid|on")
 _RELATIVE = re.compile(
     r"\b(?P<word>yesterday|today|tonight|this\s+morning)\b"
     r"|\b(?P<which>this|last|past|previous)\s+(?P<unit>week|month|year|weekend)\b"
@@ -52,9 +53,10 @@ _RELATIVE = re.compile(
     r"|\b(?P<ago_n>\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten)\s+"
     r"(?P<ago_unit>day|week|month|year)s?\s+ago\b",
     re.IGNORECASE)
-_RANGE = re.compile(rf"\b(?:between|from)\s+(?P<a>.+?)\s+(?:and|to|until|through)\s+(?P<b>.+?)(?=[?.!,;]|$)",
-                    re.IGNORECASE)
-_SINGLE = re.compile(rf"\b(?P<lead>{_LEAD})\s+(?:the\s+(?:start|end|beginning|middle)\s+of\s+)?(?P<when>{_WHEN})\b",
+_RANGE = re.compile(r"\b(?:between|from)\s+(?P<a>.+?)\s+(?:and|to|until|through)\s+"
+                    r"(?P<b>.+?)(?=[?.!,;]|$)", re.IGNORECASE)
+_SINGLE = re.compile(rf"\b(?P<lead>{_LEAD})\s+"
+                     rf"(?:the\s+(?:start|end|beginning|middle)\s+of\s+)?(?P<when>{_WHEN})\b",
                      re.IGNORECASE)
 # A full date or a month with its year needs no word before it.
 _STANDALONE = re.compile(rf"\b(?P<when>{_WHEN})\b", re.IGNORECASE)
@@ -222,8 +224,8 @@ def read_time(question: str, today: date) -> TimeFrame:
         g = found.groupdict()
         # Alone, only a whole date or a month with its year is a date: a bare year is
         # as often a name ("the 2022 World Cup"), a bare month a word ("May I ask").
-        if g.get("iso") or (g.get("md") and g.get("md_year")) or (g.get("dm") and g.get("dm_year")) \
-                or (g.get("my") and g.get("my_year")):
+        if (g.get("iso") or (g.get("md") and g.get("md_year"))
+                or (g.get("dm") and g.get("dm_year")) or (g.get("my") and g.get("my_year"))):
             span = _span(found, today)
             if span:
                 return TimeFrame(span[0].isoformat(), span[1].isoformat(), found.group(0),

@@ -42,18 +42,18 @@ how is are was were do does did can could will would should has have had i""".sp
 class Reading:
     """How a question is read in its conversation.
 
-    `search` is what candidates are found with; `reader_question` what the reader reads
-    with each candidate sentence; `leans_on` the earlier question it was read with (shown
-    on the quote cards), None when the question stands on its own; `shown` the sentences
-    the earlier answer highlighted, as (article id, start, end): a follow-up asks for
-    something new, so they are neither marked again nor count for their passage.
+    `search` is what candidates are found with; `reader_questions` what the reader reads
+    with each candidate sentence (a sentence counts by its best reading); `leans_on` the
+    earlier question it was read with (shown on the quote cards), None when the question
+    stands on its own; `fragment` is set for a question that cannot stand on its
+    own ("And Baidu?", "Why?"), whose reading in context is kept unless it finds nothing.
     """
 
     question: str
     search: str
-    reader_question: str
+    reader_questions: tuple[str, ...]
     leans_on: str | None = None
-    shown: frozenset[tuple[str, int, int]] = frozenset()
+    fragment: bool = False
 
     @property
     def in_context(self) -> bool:
@@ -61,7 +61,7 @@ class Reading:
 
 
 def standing_alone(question: str) -> Reading:
-    return Reading(question, question, question)
+    return Reading(question, question, (question,))
 
 
 def needs_context(question: str) -> bool:
@@ -100,14 +100,11 @@ def continue_frame(earlier: str, rest: str) -> str:
     return earlier[:old[0]] + replacement + earlier[old[1]:]
 
 
-def highlighted(answer: Answer) -> tuple[str, frozenset[tuple[str, int, int]]]:
-    """The text the answer's first quote marked, and every marked sentence of its quotes
-    as (article id, start, end) in article offsets."""
+def highlighted(answer: Answer) -> str:
+    """The text the answer's first quote marked. (Hiding it from the follow-up's answer
+    was measured and lost: a follow-up is often answered by the same sentence.)"""
     quotes = answer.quotes or answer.closest
-    first = " ".join(quotes[0].text[h.start:h.end] for h in quotes[0].highlights) if quotes else ""
-    shown = frozenset((q.article_id, q.start + h.start, q.start + h.end)
-                      for q in quotes[:1] for h in q.highlights)
-    return first, shown
+    return " ".join(quotes[0].text[h.start:h.end] for h in quotes[0].highlights) if quotes else ""
 
 
 def read_in_context(question: str, history: Sequence[tuple[str, Answer]]) -> Reading:
@@ -126,15 +123,19 @@ def read_in_context(question: str, history: Sequence[tuple[str, Answer]]) -> Rea
                            history[-1])
     if answer.abstained:  # nothing was found to lean on: a new topic
         return standing_alone(question)
-    sentence, shown = highlighted(answer)
+    sentence = highlighted(answer)
     continuation = _CONTINUATION.match(question)
     rest = continuation and (continuation.group("rest") or continuation.group("bare"))
     if rest and not _QUESTION_WORD.search(rest) and len(rest.split()) <= 6:
         framed = continue_frame(earlier, rest)
-        return Reading(question, framed, framed, earlier, shown)
+        return Reading(question, framed, (framed,), earlier, fragment=True)
     # A turn that was itself read with an earlier one carries that one's words too ("What
     # are they used for?" after "Why does Washington block their sale?" after "Which chips
     # are Chinese firms cut off from?").
     before = f"{answer.read_with} {earlier}" if answer.read_with else earlier
-    return Reading(question, f"{question} {before} {sentence}", f"{before} {question}",
-                   earlier, shown)
+    # The reader reads it after what came before, and on its own: the joined text is not
+    # the kind of question it was trained on, and many follow-ups ("What are they used
+    # for?") are clear once their candidates are about the right thing.
+    return Reading(question, f"{question} {before} {sentence}",
+                   (f"{before} {question}", question), earlier,
+                   fragment=bool(continuation or _BARE.match(question)))

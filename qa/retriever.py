@@ -35,8 +35,9 @@ FOLLOWUP_MARGIN = 0.0
 class Reranker(Protocol):
     """An optional last stage: re-orders (and may re-score) the fused candidates."""
 
-    def rerank(self, question: str, hits: Sequence[Hit]) -> list[Hit]:
-        """`hits` best first by the fused score -> the same hits in a new order."""
+    def rerank(self, question: str | Sequence[str], hits: Sequence[Hit]) -> list[Hit]:
+        """`hits` best first by the fused score -> the same hits in a new order.
+        `question` may be several readings of one question (qa.followup)."""
         ...
 
 
@@ -183,13 +184,11 @@ class Retriever:
 
     def _search_batch(
         self, questions: Sequence[str], k: int | None = None, *, mode: Mode | None = None,
-        filters: Filters | None = None, read_as: Sequence[str] | None = None,
-        hide: frozenset[tuple[str, int, int]] = frozenset(),
+        filters: Filters | None = None, read_as: Sequence[tuple[str, ...]] | None = None,
     ) -> list[list[Hit]]:
         """search_batch; `read_as[i]` is what the reader reads with the sentences found for
-        `questions[i]` (a follow-up is found with its context); sentences in `hide`, as
-        (article id, start, end), neither count nor are marked (a follow-up's answer is not
-        what the turn before already showed)."""
+        `questions[i]` (a follow-up is found with its context; a sentence counts by its
+        best reading)."""
         k, mode = self._check(k, mode)
         cleaned = [self._check_question(q) for q in questions]
         generation = self.generation
@@ -219,25 +218,18 @@ class Retriever:
             candidates = list(dict.fromkeys(candidates))
             results[i] = self._rank(
                 generation, cleaned[i], query_vectors[row], candidates, lexical_by_id, mode, k,
-                read_as[i] if read_as else cleaned[i], hide,
+                read_as[i] if read_as else (cleaned[i],),
             )
         return results
 
     def _rank(
         self, generation: Generation, question: str, query: np.ndarray, candidates: list[int],
-        lexical_by_id: dict[int, float], mode: Mode, k: int, read_as: str,
-        hide: frozenset[tuple[str, int, int]] = frozenset(),
+        lexical_by_id: dict[int, float], mode: Mode, k: int, read_as: tuple[str, ...],
     ) -> list[Hit]:
         """The k best candidates, best first: gathers their features, scoring ranks them."""
         found = _gather(generation, question, query, candidates, lexical_by_id)
         if not found.passages:
             return []
-        hidden = np.zeros(len(found.owner), dtype=bool)
-        if hide:
-            keys = [(p.article_id, s.start, s.end) for p in found.passages for s in p.sentences]
-            hidden = np.fromiter((key in hide for key in keys), dtype=bool, count=len(keys))
-            found.similarity[hidden] = 0.0
-            found.coverage[hidden] = 0.0
         scores, sentence_scores = scoring.rank_scores(
             found.dense, found.similarity, found.coverage, found.owner, found.lexical, mode,
             cue=lambda rows: scoring.answer_type_cue(
@@ -253,7 +245,7 @@ class Retriever:
                     ScoredSpan(s.start, s.end, float(sentence_scores[r]),
                                float(found.similarity[r]))
                     for s, r in zip(found.passages[j].sentences,
-                                    range(bounds[j], bounds[j + 1])) if not hidden[r]
+                                    range(bounds[j], bounds[j + 1]))
                 ))
             for j in top
         ]
@@ -286,11 +278,13 @@ class Retriever:
             return alone
         search = reading.search[:self.settings.max_question_chars]
         hits = self._search_batch([search], fetch, mode=mode, filters=filters,
-                                  read_as=[reading.reader_question], hide=reading.shown)[0]
+                                  read_as=[reading.reader_questions])[0]
         in_context = build_answer(question, hits, k, self.settings)
-        # The reading with context must answer better than the question alone, by a margin:
-        # an unrelated first turn, or a pronoun that leans on nothing, keeps the plain answer.
-        if relevance_of(in_context) > relevance_of(alone) + FOLLOWUP_MARGIN:
+        # A fragment ("And Baidu?") means nothing alone. Otherwise the reading with context
+        # must answer better than the question alone, by a margin: an unrelated first turn,
+        # or a pronoun that leans on nothing, keeps the plain answer.
+        if (reading.fragment and not in_context.abstained) or (
+                relevance_of(in_context) > relevance_of(alone) + FOLLOWUP_MARGIN):
             return dataclasses.replace(in_context, read_with=reading.leans_on)
         return alone
 

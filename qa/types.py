@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,22 @@ class Quote:
     score: float
     highlights: tuple[Span, ...] = ()
     url: str | None = None
+
+    @property
+    def publisher(self) -> str:
+        """Who published the article: its URL's host ("reuters.com"), else its file."""
+        return publisher_of(self.url) or self.source
+
+
+def publisher_of(url: str | None) -> str | None:
+    """The host of a web URL without "www.", or None for no URL or another kind."""
+    if not url or not url.lower().startswith(("https://", "http://")):
+        return None
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:  # an unparseable URL (an article's field is untrusted)
+        return None
+    return host.removeprefix("www.") if host else None
 
 
 # How sure an answer is: "answered"; "low" (quotes that match the question only loosely,

@@ -53,14 +53,15 @@ def test_without_history_or_without_a_cue_the_question_is_read_alone():
     for question, turns in (("And Baidu?", []),
                             ("What hardware did the US export bans target?", history)):
         reading = read_in_context(question, turns)
-        assert (reading.search, reading.reader_question, reading.leans_on) == (
-            question, question, None)
+        assert (reading.search, reading.reader_questions, reading.leans_on) == (
+            question, (question,), None)
 
 
 def test_a_continuation_is_read_in_the_earlier_frame():
     earlier = "What's StepFun good at?"
     reading = read_in_context("And Baidu?", [(earlier, answered(earlier))])
-    assert reading.search == reading.reader_question == "What's Baidu good at?"
+    assert reading.search == "What's Baidu good at?" and reading.fragment
+    assert reading.reader_questions == ("What's Baidu good at?",)
     assert reading.leans_on == earlier
 
 
@@ -68,9 +69,9 @@ def test_a_pronoun_is_read_with_the_earlier_question_and_its_highlighted_sentenc
     earlier = "Who formed the new AI alliances?"
     reading = read_in_context("Which of them makes chips?", [(earlier, answered(earlier))])
     assert reading.search == f"Which of them makes chips? {earlier} {SENTENCE}"
-    assert reading.reader_question == f"{earlier} Which of them makes chips?"
-    # The marked sentence in article offsets: the quote starts at 100, the mark at 7.
-    assert reading.shown == frozenset({("seed", 107, 107 + len(SENTENCE))})
+    assert reading.reader_questions == (f"{earlier} Which of them makes chips?",
+                                        "Which of them makes chips?")
+    assert not reading.fragment  # a whole question: kept only when it answers better
 
 
 def test_it_leans_on_the_latest_turn_that_found_something():
@@ -85,3 +86,14 @@ def test_after_turns_that_found_nothing_a_follow_up_is_a_new_topic():
     history = [("How do vaccines work?", abstained("How do vaccines work?"))]
     reading = read_in_context("When did they begin?", history)
     assert not reading.in_context and reading.search == "When did they begin?"
+
+
+@pytest.mark.parametrize("question, fragment", [
+    ("Why?", True), ("Since when?", True), ("And what can it bring to the alliances?", True),
+    ("When did they begin?", True), ("What is it meant to compete with?", False),
+    ("Which of them makes chips, and what is it known for?", False),
+])
+def test_only_a_question_that_cannot_stand_alone_is_a_fragment(question, fragment):
+    earlier = "Which U.S. measures pushed China to form the alliances?"
+    reading = read_in_context(question, [(earlier, answered(earlier))])
+    assert reading.in_context and reading.fragment is fragment

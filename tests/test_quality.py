@@ -1,10 +1,10 @@
 """Quality regression: `qa eval` on the seed dev sets, a squad-dev slice and a
 realtimeqa-dev slice, with floors.
 
-Each floor sits at least one question under what the default measures today (docs/BENCHMARKS.md
-"Answer quality"; the same with bf16 and fp32 vectors unless said), so one borderline question
-does not fail the build and a real regression does. Each says how far below today it is.
-`qa eval` asks through Retriever.answer, the path users get.
+Each floor sits at least one question under what the default (the reader on) measures today
+(docs/BENCHMARKS.md "Answer quality"; the same with bf16 and fp32 vectors unless said), so one
+borderline question does not fail the build and a real regression does. Each says how far
+below today it is. `qa eval` asks through Retriever.answer, the path users get.
 """
 import json
 import re
@@ -37,24 +37,34 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
     assert (m["answerable"], m["unanswerable"]) == (8, 3)
     assert m["recall_at_5"] >= 7 / 8  # today 8/8: one question below
     assert m["recall_at_1"] >= 6 / 8  # today 7/8: one below
-    assert m["highlight_at_1"] >= 5 / 8  # today 6/8: one below
+    assert m["highlight_at_1"] >= 4 / 8  # today 5/8 (6/8 without the reader): one below
     assert m["abstained_answerable"] <= 1 / 8  # today none of 8: one more
     assert m["abstain_recall"] >= 2 / 3  # today 3/3 off-topic questions abstain: one fewer
     assert m["abstain_precision"] >= 3 / 4  # today 3/3: one answerable question abstaining
 
 
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
-    # Questions worded the way readers ask (issue 11). Measured: recall@5 11/12, recall@1
-    # 8/12, recall@10 12/12, mrr@10 0.763, highlight@1 5/12, 1 of 12 abstains, 4 "may
-    # answer" (the issue's bar is 12/12, 9/12, at most 1: docs/BENCHMARKS.md says what is
-    # still missing).
+    # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 8/12,
+    # recall@10 12/12, mrr@10 0.764, highlight@1 8/12 (5/12 without the reader), 1 of 12
+    # abstains (docs/BENCHMARKS.md says what is still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12
     assert m["recall_at_5"] >= 10 / 12  # one question below today
     assert m["recall_at_10"] >= 11 / 12  # one below
     assert m["mrr_at_10"] >= 0.68  # 0.083 below: one question found first lost altogether
-    assert m["highlight_at_1"] >= 4 / 12  # one below
+    assert m["highlight_at_1"] >= 7 / 12  # one below
     assert m["abstained_answerable"] <= 2 / 12  # one more than today
+
+
+def test_follow_ups_keep_their_floors(tmp_path):
+    # seed_dev_followups: 8 conversations, 9 follow-ups. Measured: follow-ups recall@5 8/9,
+    # highlight@1 4/9, none abstain; the same asked without their history 7/9, 4/9, 2 of 9
+    # abstain (the bar is 9/9 and 7/9: docs/BENCHMARKS.md).
+    m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_followups.jsonl")
+    assert (m["first_turns"], m["followups"]) == (8, 9)
+    assert m["followup_recall_at_5"] >= 7 / 9  # one below today
+    assert m["followup_highlight_at_1"] >= 3 / 9  # one below
+    assert m["followup_abstained"] <= 1 / 9  # one more than today
 
 
 # Questions scoring closest to the abstention threshold (0.26) on the seed article, from
@@ -77,7 +87,8 @@ NEAR_ANSWERABLE = [
 def test_the_abstention_default_is_pinned_from_both_sides(seed_settings):
     # The default abstain_threshold must sit between the two groups: lowered under 0.237
     # an off-topic question is answered, raised over 0.278 an answerable one abstains.
-    retriever = Retriever.open(seed_settings)  # the question encoder users get
+    # (Without the reader; with it, it still gates off-topic questions: below.)
+    retriever = Retriever.open(seed_settings.replace(reranker=False))
     answered = [q for q in NEAR_OFF_TOPIC if not retriever.answer(q).abstained]
     abstained = [q for q in NEAR_ANSWERABLE if retriever.answer(q).abstained]
     assert (answered, abstained) == ([], [])
@@ -87,6 +98,18 @@ def test_the_abstention_default_is_pinned_from_both_sides(seed_settings):
             for q in NEAR_OFF_TOPIC + NEAR_ANSWERABLE}
     assert max(best[q] for q in NEAR_OFF_TOPIC) >= threshold - 0.04, best
     assert min(best[q] for q in NEAR_ANSWERABLE) <= threshold + 0.04, best
+
+
+def test_with_the_reader_off_topic_questions_abstain_and_paraphrases_answer(seed_retriever):
+    # The reader's probability alone would answer "Which university is best for computer
+    # science?" (0.39); the cosine gate (abstain_threshold) keeps it out. The least likely
+    # answerable paraphrase gets 0.066: reader_abstain_threshold raised over it abstains.
+    assert seed_retriever.reranker is not None
+    answered = [q for q in NEAR_OFF_TOPIC if not seed_retriever.answer(q).abstained]
+    abstained = [q for q in NEAR_ANSWERABLE if seed_retriever.answer(q).abstained]
+    assert (answered, abstained) == ([], [])
+    lowest = min(seed_retriever.answer(q).relevance for q in NEAR_ANSWERABLE)
+    assert lowest <= Settings().reader_abstain_threshold + 0.03, lowest
 
 
 def realtimeqa_slice(tmp_path):
@@ -119,15 +142,16 @@ def realtimeqa_slice(tmp_path):
 
 
 def test_realtimeqa_slice_keeps_its_floors(tmp_path):
-    # News-quiz questions in other words than the articles' (issue 11). Measured on the
-    # slice: recall@5 41/67 (0.612), mrr@10 0.495, highlight@1 24/67 (0.358), none abstain.
+    # News-quiz questions in other words than the articles'. Measured on the slice: recall@5
+    # 46/67 (0.687), mrr@10 0.575, highlight@1 29/67 (0.433), 1 abstains (without the
+    # reader 41/67, 0.495, 24/67, none).
     articles, questions, count, kept = realtimeqa_slice(tmp_path)
     m = run_eval(tmp_path, articles, questions)
     assert m["answerable"] == count == 67 and kept == 87
-    assert m["recall_at_5"] >= 40 / 67  # one question below today
-    assert m["mrr_at_10"] >= 0.48  # 0.015 below: one question found first lost
-    assert m["highlight_at_1"] >= 23 / 67  # one below
-    assert m["abstained_answerable"] <= 1 / 67  # one more than today
+    assert m["recall_at_5"] >= 45 / 67  # one question below today
+    assert m["mrr_at_10"] >= 0.56  # 0.015 below: one question found first lost
+    assert m["highlight_at_1"] >= 28 / 67  # one below
+    assert m["abstained_answerable"] <= 2 / 67  # one more than today
 
 
 def test_squad_slice_keeps_its_floors(tmp_path):
@@ -139,12 +163,12 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::2]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 784 questions, recall@1 0.871 (683), recall@5 0.985 (772; 771 with fp32
-    # vectors), mrr@10 0.920, highlight 0.779 (611) (0.860, 0.982, 0.912, 0.769 before
-    # issue 11). Questions worded like their paragraph: the floors allow more than one
+    # Measured: 784 questions, recall@1 0.881, recall@5 0.987, mrr@10 0.930, highlight
+    # 0.820, 5 abstain (without the reader 0.871, 0.985, 0.920, 0.779, none). Questions worded like their paragraph: the floors allow more than one
     # borderline question, so a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.84  # 0.031 (24 questions) below today
-    assert m["recall_at_5"] >= 0.97  # 0.015 (11 questions) below
-    assert m["mrr_at_10"] >= 0.89  # 0.030 below
-    assert m["highlight_at_1"] >= 0.74  # 0.039 (31 questions) below
+    assert m["recall_at_1"] >= 0.85  # 0.031 (24 questions) below today
+    assert m["recall_at_5"] >= 0.97  # 0.017 (13 questions) below
+    assert m["mrr_at_10"] >= 0.90  # 0.030 below
+    assert m["highlight_at_1"] >= 0.78  # 0.040 (31 questions) below
+    assert m["abstained_answerable"] <= 0.015  # 7 more than today

@@ -42,12 +42,15 @@ def reader_status(settings: Settings) -> str:
     from qa.errors import ReaderError
     from qa.reader.model import GRAPH, MODEL_DIR, verify
 
+    folder = settings.reader_model or MODEL_DIR
     try:
-        info = verify(MODEL_DIR)
+        info = verify(folder)
     except ReaderError as exc:
         return f"UNAVAILABLE: {exc}; answers fall back to the plain ranking"
-    size = (MODEL_DIR / GRAPH).stat().st_size / 2**20
-    return (f"on: {info.base_model} cross-encoder, {info.precision} ONNX, {size:.1f} MiB, "
+    size = (folder / GRAPH).stat().st_size / 2**20
+    where = "" if folder == MODEL_DIR else f" from {folder}"
+    return (f"on{where}: {info.base_model} cross-encoder, {info.precision} ONNX, "
+            f"{size:.1f} MiB, "
             f"fingerprint {info.fingerprint}, reads {settings.reader_sentences} sentences")
 
 

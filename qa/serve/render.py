@@ -118,7 +118,8 @@ def relevance_bar(score: float) -> str:
 
 
 def citation(quote: Quote) -> str:
-    """Title, date and source of the article a quote comes from."""
+    """Title (linked to the article), date and publisher of the article a quote comes
+    from: the host of its URL, or its file where it has none."""
     title = esc(quote.title)
     # Only web links: a feed's "url" is untrusted too (no javascript: or data: links).
     if quote.url and quote.url.lower().startswith(("https://", "http://")):
@@ -127,7 +128,7 @@ def citation(quote: Quote) -> str:
     parts = [f'<span class="vb-title">{title}</span>']
     if quote.date:
         parts.append(f'<span class="vb-date">{esc(quote.date)}</span>')
-    parts.append(f'<span class="vb-source">{esc(quote.source)}</span>')
+    parts.append(f'<span class="vb-source">{esc(quote.publisher)}</span>')
     return '<span class="vb-sep"> · </span>'.join(parts)
 
 

@@ -78,7 +78,7 @@ def format_answer(answer: Answer, tty: bool) -> str:
         lines.append(LOW_CONFIDENCE_NOTE)
         label = f"  [{MAY_ANSWER}]"
     for number, quote in enumerate(answer.quotes or answer.closest[:CLOSEST_SHOWN], start=1):
-        cite = printable(f"{quote.title} — {quote.source}"
+        cite = printable(f"{quote.title} — {quote.publisher}"
                          + (f", {quote.date}" if quote.date else ""))
         lines.append(f"\n[{number}] {cite}  (relevance {quote.score:.2f}){label}")
         if quote.url:

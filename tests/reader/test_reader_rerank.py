@@ -49,12 +49,21 @@ def sentence(i: int) -> str:
 
 def test_the_plan_reads_each_passages_best_sentences_in_rank_order_once():
     hits = [hit(0, 2, 0.9, [0.1, 0.5, 0.3]), hit(2, 4, 0.8, [0.3, 0.2, 0.6])]
-    chosen = ReaderReranker(None, ReadingPlan(sentences=3, per_passage=2)).choose(hits)
+    chosen = ReaderReranker(None, ReadingPlan(sentences=3, per_passage=2, deep_passages=0)
+                            ).choose(hits)
     # Passage 1: sentences 1 and 2 (its best two); passage 2: sentence 4, then 2 again
     # (shared with passage 1, read once), and the budget of 3 is spent.
     keys = [(a, s, e) for a, s, e in chosen]
     assert [TEXT[s:e] for _, s, e in keys] == [sentence(1), sentence(2), sentence(4)]
     assert list(chosen.values()) == [pair_text("Harbour news", sentence(i)) for i in (1, 2, 4)]
+
+
+def test_the_first_passages_may_give_more_sentences_than_the_rest():
+    hits = [hit(0, 2, 0.9, [0.1, 0.5, 0.3]), hit(3, 4, 0.8, [0.3, 0.6])]
+    plan = ReadingPlan(sentences=8, per_passage=1, deep_passages=1, per_deep_passage=3)
+    chosen = ReaderReranker(None, plan).choose(hits)
+    assert [TEXT[s:e] for _, s, e in chosen] == [sentence(1), sentence(2), sentence(0),
+                                                 sentence(4)]
 
 
 def test_the_reader_decides_the_order_and_the_highlight():
@@ -74,10 +83,29 @@ def test_the_reader_decides_the_order_and_the_highlight():
     assert marked == [sentence(2)]
 
 
+class NamedWordReader:
+    """Probability 0.9 when the text holds the question's last word, 0.1 otherwise."""
+
+    fingerprint = "test"
+
+    def score(self, question, texts):
+        word = question.rstrip("?").split()[-1]
+        return np.asarray([0.9 if word in t else 0.1 for t in texts], dtype=np.float32)
+
+
+def test_with_several_readings_each_sentence_counts_by_its_best():
+    hits = [hit(0, 3, 0.9, [0.4, 0.3, 0.2, 0.1])]
+    plan = ReadingPlan(sentences=8, per_passage=4, deep_passages=0)
+    readings = ("Who named Lee?", "What rose by a tenth?")
+    reranked = ReaderReranker(NamedWordReader(), plan).rerank(readings, hits)[0]
+    assert [s.score for s in reranked.sentences] == [
+        np.float32(p).item() for p in (0.1, 0.1, 0.9, 0.9)]
+
+
 def test_sentences_left_unread_rank_below_every_read_one_and_keep_their_order():
     hits = [hit(0, 3, 0.9, [0.9, 0.8, 0.2, 0.1])]
-    reranked = ReaderReranker(WordReader("nothing"), ReadingPlan(sentences=8, per_passage=2)
-                              ).rerank("q", hits)[0]
+    plan = ReadingPlan(sentences=8, per_passage=2, deep_passages=0)
+    reranked = ReaderReranker(WordReader("nothing"), plan).rerank("q", hits)[0]
     scores = [s.score for s in reranked.sentences]
     assert scores[:2] == [np.float32(0.05).item()] * 2
     assert scores[2:] == [0.2 + UNREAD_OFFSET, 0.1 + UNREAD_OFFSET]

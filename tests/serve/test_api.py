@@ -182,3 +182,29 @@ def test_kept_alive_connections_are_not_delayed(server):
         took.append(time.perf_counter() - started)
     connection.close()
     assert statistics.median(took) < 0.025, took
+
+
+def test_ask_reads_a_follow_up_with_the_history_sent(server):
+    first_question = "What is StepFun known for?"
+    status, _, first = call(server, "/api/ask", {"question": first_question})
+    assert status == 200 and not first["abstained"]
+    history = [{"question": first_question, "quotes": first["quotes"]}]
+    status, _, body = call(server, "/api/ask", {"question": "And Baidu?", "history": history})
+    assert status == 200 and body["read_with"] == first_question
+    quote = body["quotes"][0]
+    marked = [quote["text"][h["start"]:h["end"]] for h in quote["highlights"]]
+    assert any("Baidu, a leader in AI research and innovation" in m for m in marked)
+    # The same question without the history stands alone.
+    status, _, alone = call(server, "/api/ask", {"question": "And Baidu?"})
+    assert status == 200 and alone["read_with"] is None
+
+
+def test_history_is_bounded_in_turns_and_size(server):
+    turn = {"question": QUESTION, "quotes": []}
+    status, _, body = call(server, "/api/ask", {"question": "And Baidu?",
+                                                "history": [turn] * 9})
+    assert status == 422 and "history" in body["error"]
+    huge = {"question": QUESTION, "quotes": [{"article_id": "a", "start": 0,
+                                              "text": "x" * 20_001}]}
+    status, _, body = call(server, "/api/ask", {"question": "And Baidu?", "history": [huge]})
+    assert status == 422 and "text" in body["error"]

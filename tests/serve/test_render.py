@@ -114,6 +114,18 @@ def test_answer_shows_blockquotes_with_citation():
     assert MAY_ANSWER not in out and LOW_CONFIDENCE_NOTE not in out
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("https://www.reuters.com/world/china/x-2025-07-28/", "reuters.com"),
+    ("http://127.0.0.1:8000/a.html", "127.0.0.1"),
+    (None, "news.jsonl"),
+    ("javascript:alert(1)", "news.jsonl"),
+    ("https://[::1/broken", "news.jsonl"),
+])
+def test_the_citation_names_the_publisher_by_host_and_the_file_only_without_one(url, shown):
+    out = citation(quote("Text.", source="news.jsonl", url=url))
+    assert re.search(r'<span class="vb-source">([^<]*)</span>', out).group(1) == shown
+
+
 def test_abstention_looks_different_and_marks_nothing():
     closest = quote("Nearby text that does not answer.", (Span(0, 6),), score=0.17)
     out = render_answer(Answer("q", (), abstained=True, closest=(closest,)))

@@ -1,0 +1,93 @@
+"""The shipped reader itself: it loads, it reads, and damage is never silent (real model)."""
+import logging
+import shutil
+
+import pytest
+
+from qa.errors import ReaderError
+from qa.reader import pair_text
+from qa.reader.model import ABOUT, GRAPH, MODEL_DIR, TOKENIZER, Reader, verify
+from qa.retriever import Retriever
+
+TITLE = "Chinese AI Powerhouses Unite to Sidestep U.S. Tech Curbs!"
+
+
+def first_highlight(answer) -> str:
+    quote = answer.quotes[0]
+    span = quote.highlights[0]
+    return quote.text[span.start:span.end]
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    return Reader()
+
+
+def test_the_shipped_reader_is_in_the_package_and_matches_its_checksum():
+    info = verify(MODEL_DIR)
+    assert info.precision == "int8" and info.max_length >= 128
+    assert (MODEL_DIR / GRAPH).stat().st_size < 40 * 2**20
+
+
+def test_it_tells_the_answering_sentence_from_its_neighbours(reader):
+    question = "Which companies announced the new alliances?"
+    answering = ("On July 28, 2025, China's leading AI companies, including industry giants "
+                 "Huawei, Baidu, SenseTime, and chipmaker StepFun, announced the formation "
+                 "of two critical industry alliances.")
+    context = ("These alliances aim to reduce dependence on U.S. technology and foster "
+               "indigenous innovation, marking a pivotal shift toward AI sovereignty.")
+    unrelated = "The weather in Lisbon was mild for most of the week."
+    # As the retriever reads them: after the article's title.
+    yes, near, no = reader.score(question, [pair_text(TITLE, t)
+                                            for t in (answering, context, unrelated)])
+    assert yes > 0.5 > near > no
+    assert yes > near + 0.3 and no < 0.05
+
+
+def test_it_re_ranks_a_seed_case_the_plain_ranking_gets_wrong(seed_settings, real_embedder,
+                                                              seed_retriever):
+    # A paraphrase (seed_dev_paraphrased): without the reader the first quote marks a
+    # sentence about the government's support.
+    question = "What will decide whether the alliances last?"
+    answer_words = "ability to produce technologies that can rival those of Western companies"
+    plain = Retriever.open(seed_settings.replace(reranker=False), real_embedder)
+    assert answer_words not in first_highlight(plain.answer(question))
+    answer = seed_retriever.answer(question)
+    assert seed_retriever.reader_problem is None and answer.relevance > 0.5
+    assert answer_words in first_highlight(answer)
+
+
+@pytest.mark.parametrize("damage", ["missing graph", "changed byte", "no description",
+                                    "bad tokenizer"])
+def test_a_damaged_reader_is_an_error_that_names_the_file(tmp_path, damage):
+    folder = tmp_path / "reader"
+    shutil.copytree(MODEL_DIR, folder)
+    if damage == "missing graph":
+        (folder / GRAPH).unlink()
+    elif damage == "changed byte":
+        data = bytearray((folder / GRAPH).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (folder / GRAPH).write_bytes(bytes(data))
+    elif damage == "no description":
+        (folder / ABOUT).unlink()
+    else:
+        (folder / TOKENIZER).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ReaderError) as caught:
+        Reader(folder)
+    assert str(folder) in str(caught.value)
+
+
+def test_a_retriever_with_a_damaged_reader_warns_and_answers_with_the_plain_ranking(
+        tmp_path, seed_settings, real_embedder, caplog):
+    folder = tmp_path / "reader"
+    shutil.copytree(MODEL_DIR, folder)
+    (folder / GRAPH).write_bytes(b"not a model")
+    with caplog.at_level(logging.WARNING, logger="qa.retriever"):
+        retriever = Retriever.open(seed_settings.replace(reader_model=folder), real_embedder)
+    assert retriever.reranker is None
+    assert "damaged" in retriever.reader_problem and "plain ranking" in retriever.reader_problem
+    assert any("reader is off" in r.getMessage() for r in caplog.records)
+    plain = Retriever.open(seed_settings.replace(reranker=False), real_embedder)
+    question = "When were the alliances announced?"
+    assert ([(q.start, q.highlights) for q in retriever.answer(question).quotes]
+            == [(q.start, q.highlights) for q in plain.answer(question).quotes])
