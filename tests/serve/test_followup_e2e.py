@@ -30,7 +30,11 @@ def test_a_follow_up_is_read_with_the_question_before_and_new_conversation_forge
         follow_up = ask(tab, "And Baidu?")
         expect(follow_up.locator(".vb-read-with")).to_contain_text(FIRST)
         expect(follow_up.locator(".vb-quote").first.locator("mark").first).to_contain_text(BAIDU)
-        if DOCS_SCREENSHOT.parent.is_dir():
+        if DOCS_SCREENSHOT.parent.is_dir():  # the README's picture: the follow-up on top
+            follow_up.evaluate("""e => { e.scrollIntoView({block: 'start'});
+                let box = e.parentElement;
+                while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
+                if (box) box.scrollTop -= 80; }""")
             tab.screenshot(path=str(DOCS_SCREENSHOT))
 
         tab.click("#new-conversation")
