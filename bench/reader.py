@@ -64,9 +64,11 @@ class Recorder:
         return self.hits
 
 
-def load_sets(limit: int | None):
+def load_sets(limit: int | None, names: list[str] | None = None):
     retrievers, out = {}, []
     for eval_set in SETS:
+        if names and eval_set.name not in names:
+            continue
         questions = read_questions(eval_set.questions)
         if limit:
             questions = questions[:: max(1, len(questions) // limit)]
@@ -78,13 +80,13 @@ def load_sets(limit: int | None):
     return out
 
 
-def coverage(limit: int | None) -> None:
+def coverage(limit: int | None, names: list[str] | None = None) -> None:
     plans = [ReadingPlan(sentences=n, per_passage=p, deep_passages=d)
              for n in (16, 24, 32) for p, d in ((1, 0), (2, 0), (3, 0), (1, 2), (1, 3), (2, 3))]
     print("| set | " + " | ".join(f"{p.sentences}/{p.per_passage}/{p.deep_passages}"
                                   for p in plans) + " |")
     print("|---" * (len(plans) + 1) + "|")
-    for eval_set, questions, plain in load_sets(limit):
+    for eval_set, questions, plain in load_sets(limit, names):
         questions = [q for q in questions if q.answers]
         if not questions:
             continue
@@ -113,13 +115,13 @@ def parse_plan(text: str) -> ReadingPlan:
 
 
 def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
-          sentence_weights: list[float]) -> None:
+          sentence_weights: list[float], names: list[str] | None = None) -> None:
     from qa.reader.model import Reader
 
     reader = Remembering(Reader())
     print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained | p50 ms |")
     print("|---|---|---|---|---|---|---|---|")
-    for eval_set, questions, plain in load_sets(limit):
+    for eval_set, questions, plain in load_sets(limit, names):
         answerable = any(q.answers for q in questions)
         rows = [("off", plain)]
         for shape in shapes:
@@ -145,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("coverage", "plans"))
     parser.add_argument("--limit", type=int, help="about this many questions per set")
+    parser.add_argument("--sets", help="only these sets, comma-separated (default: all)")
     parser.add_argument("--plans", default="24/1/2,32/1/3",
                         help="reading plans: sentences/per passage/deep passages, ...")
     parser.add_argument("--weights", default="0.4,0.7,1.0",
@@ -152,12 +155,13 @@ def main() -> None:
     parser.add_argument("--sentence-weights", default="1.0",
                         help="the reader's share of a sentence's score (the highlight)")
     args = parser.parse_args()
+    names = args.sets.split(",") if args.sets else None
     if args.what == "coverage":
-        coverage(args.limit)
+        coverage(args.limit, names)
     else:
         plans(args.limit, [parse_plan(x) for x in args.plans.split(",")],
               [float(x) for x in args.weights.split(",")],
-              [float(x) for x in args.sentence_weights.split(",")])
+              [float(x) for x in args.sentence_weights.split(",")], names)
 
 
 if __name__ == "__main__":

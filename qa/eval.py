@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 
 from qa.config import Settings
@@ -143,6 +144,17 @@ def read_questions(path: Path) -> list[Question]:
     return out
 
 
+def asked_on(question_id: str) -> date | None:
+    """The day in a question id that starts with one ("20231103_4" -> 3 November 2023)."""
+    found = re.match(r"(\d{4})(\d{2})(\d{2})(?:_|$)", question_id)
+    if not found:
+        return None
+    try:
+        return date(*(int(x) for x in found.groups()))
+    except ValueError:
+        return None
+
+
 def answers_in(text: str, question: Question) -> bool:
     """Does `text` contain one of the answers (case and whitespace normalised)?"""
     haystack = normalize(text)
@@ -184,14 +196,17 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
-             progress: bool = False, after: str | None = None) -> Metrics:
+             progress: bool = False, after: str | None = None,
+             as_of_ids: bool = False) -> Metrics:
     """Ask every question once through `retriever.answer(question, 10)`, the path users get.
 
     Ranks are over the answer's quotes (merged, diversified), or its closest passages
     when it abstained: ranking and highlight metrics ignore abstention (they measure what
     was found); abstention is measured on its own by the abstain_* numbers. With `after`,
     each question is asked as the second turn of a conversation that began with `after`
-    (an unrelated first question must not change the figures).
+    (an unrelated first question must not change the figures). With `as_of_ids`, a
+    question whose id starts with a date (YYYYMMDD, as realtimeqa-dev's do) is asked as
+    of that day.
     """
     history: tuple = ()
     if after:
@@ -208,7 +223,8 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
         questions = tqdm(list(questions), desc="questions", unit=" q", leave=False)
     for question in questions:
         started = time.perf_counter()
-        answer = retriever.answer(question.question, max(KS), mode=mode, history=history)
+        answer = retriever.answer(question.question, max(KS), mode=mode, history=history,
+                                  as_of=asked_on(question.id) if as_of_ids else None)
         latencies.append((time.perf_counter() - started) * 1000)
         low = answer.confidence == "low"
         if question.answers:

@@ -128,7 +128,7 @@ def read_in_context(question: str, history: Sequence[tuple[str, Answer]]) -> Rea
     rest = continuation and (continuation.group("rest") or continuation.group("bare"))
     if rest and not _QUESTION_WORD.search(rest) and len(rest.split()) <= 6:
         framed = continue_frame(earlier, rest)
-        return Reading(question, framed, (framed,), earlier, fragment=True)
+        return Reading(question, framed, (framed, question), earlier, fragment=True)
     # A turn that was itself read with an earlier one carries that one's words too ("What
     # are they used for?" after "Why does Washington block their sale?" after "Which chips
     # are Chinese firms cut off from?").

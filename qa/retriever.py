@@ -10,6 +10,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from qa import scoring
 from qa.config import MODES, Mode, Settings, chunk_settings_for
+from qa.dates import read_time
 from qa.embed import QuestionEncoder, load_question_encoder
 from qa.errors import ConfigError, ReaderError
 from qa.followup import read_in_context
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 # How much more relevant (reader probability, or cosine without the reader) the answer to a
 # follow-up read with its context must be than the answer to the question read alone.
 FOLLOWUP_MARGIN = 0.0
+# A fragment ("And Baidu?", "Why?") leans on its context unless read alone it answers
+# better by this much.
+FRAGMENT_MARGIN = 0.1
 
 
 class Reranker(Protocol):
@@ -126,8 +131,9 @@ class Retriever:
             path=generation.path,
         )
 
-    def articles(self) -> list[ArticleInfo]:
-        return self.generation.db.articles()
+    def articles(self, limit: int | None = None) -> list[ArticleInfo]:
+        """The indexed articles (the newest `limit`), newest date first, then by title."""
+        return self.generation.db.articles(limit)
 
     def article_text(self, article_id: str) -> str | None:
         return self.generation.db.article_text(article_id)
@@ -196,7 +202,7 @@ class Retriever:
         if filters is not None and filters.active:
             allowed = generation.db.passage_ids_where(
                 article_ids=filters.articles, titles=filters.articles,
-                date_from=filters.date_from, date_to=filters.date_to,
+                date_from=filters.date_from, date_to=filters.date_to, undated=filters.undated,
             )
         asked = [i for i, q in enumerate(cleaned) if q]
         results: list[list[Hit]] = [[] for _ in cleaned]
@@ -255,7 +261,8 @@ class Retriever:
 
     def answer(self, question: str, k: int | None = None, *, mode: Mode | None = None,
                filters: Filters | None = None,
-               history: Sequence[tuple[str, Answer]] = ()) -> Answer:
+               history: Sequence[tuple[str, Answer]] = (),
+               as_of: date | None = None) -> Answer:
         """The answer as verbatim quotes with highlights, or an abstention.
 
         Args:
@@ -265,10 +272,27 @@ class Retriever:
                 them (qa.followup), and that reading is kept when it answers better than
                 the question read alone; a question that stands on its own is answered
                 exactly as without history.
+            as_of: the day the question is asked (default today): time words ("in 2023",
+                "last week") are read relative to it and restrict the articles' dates
+                (undated articles stay in); `Answer.read_time` then says how.
         """
+        k, mode = self._check(k, mode)
+        time = read_time(self._check_question(question), as_of or date.today())
+        # Time words ("in 2023", "last week") restrict the dates unless the caller did.
+        # Undated articles stay in, but only an answer quoting an article of those dates
+        # is kept; else the question is answered from every date.
+        if time.bounded and not (filters and (filters.date_from or filters.date_to)):
+            timed = Filters(filters.articles if filters else (), time.date_from, time.date_to,
+                            undated=True)
+            answer = self._answer(question, k, mode, timed, history)
+            if any(quote.date for quote in answer.quotes):
+                return dataclasses.replace(answer, read_time=time.label)
+        return self._answer(question, k, mode, filters, history)
+
+    def _answer(self, question: str, k: int, mode: Mode, filters: Filters | None,
+                history: Sequence[tuple[str, Answer]]) -> Answer:
         from qa.answer import build_answer, relevance_of
 
-        k, mode = self._check(k, mode)
         # Fetch extra hits: merging overlaps and the per-article cap can drop some.
         fetch = min(k * 3, max(k, self.settings.max_k))
         alone = build_answer(question, self.search(question, fetch, mode=mode, filters=filters),
@@ -283,8 +307,8 @@ class Retriever:
         # A fragment ("And Baidu?") means nothing alone. Otherwise the reading with context
         # must answer better than the question alone, by a margin: an unrelated first turn,
         # or a pronoun that leans on nothing, keeps the plain answer.
-        if (reading.fragment and not in_context.abstained) or (
-                relevance_of(in_context) > relevance_of(alone) + FOLLOWUP_MARGIN):
+        margin = -FRAGMENT_MARGIN if reading.fragment else FOLLOWUP_MARGIN
+        if not in_context.abstained and relevance_of(in_context) > relevance_of(alone) + margin:
             return dataclasses.replace(in_context, read_with=reading.leans_on)
         return alone
 

@@ -133,6 +133,9 @@ class Answer:
     # The earlier question a follow-up was read with (qa.followup), None when it was read
     # on its own: the faces show it, so a reader sees why these quotes were chosen.
     read_with: str | None = None
+    # How time words in the question restricted the articles ("articles from 2023"), None
+    # when they did not (qa.dates.read_time).
+    read_time: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +143,15 @@ class Filters:
     """Restrict a search to some articles (by id or title) and/or a date range.
 
     Dates may be written as people type them ("July 1, 2025"); they are kept as ISO dates,
-    as stored articles' dates are, so they compare alike.
+    as stored articles' dates are, so they compare alike. `undated` keeps articles that
+    have no date in a date range (what time words in a question ask for: an article
+    whose date is unknown must not disappear).
     """
 
     articles: tuple[str, ...] = ()
     date_from: str | None = None
     date_to: str | None = None
+    undated: bool = False
 
     def __post_init__(self) -> None:
         from qa.dates import normalize_date

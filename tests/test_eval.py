@@ -35,9 +35,12 @@ class CannedRetriever:
         self.in_context = in_context or {}
         self.asked: list[tuple[str, int, str | None]] = []
         self.histories: list[tuple[str, tuple[str, ...]]] = []
+        self.days: list = []
 
-    def answer(self, question: str, k: int, mode: str | None = None, history=()) -> Answer:
+    def answer(self, question: str, k: int, mode: str | None = None, history=(),
+               as_of=None) -> Answer:
         self.asked.append((question, k, mode))
+        self.days.append(as_of)
         self.histories.append((question, tuple(q for q, _ in history)))
         if history and question in self.in_context:
             return self.in_context[question]
@@ -180,3 +183,17 @@ def test_conversations_score_follow_ups_with_and_without_their_history(tmp_path)
     assert ("Where?", ("Who won?",)) in retriever.histories
     assert ("Why?", ("When?",)) in retriever.histories
     assert ("Where?", ()) in retriever.histories
+
+
+def test_with_as_of_ids_a_question_is_asked_on_the_day_its_id_names():
+    from datetime import date
+
+    from qa.eval import Question, asked_on, evaluate
+
+    assert asked_on("20231103_4") == date(2023, 11, 3)
+    assert asked_on("20231399_1") is None and asked_on("q7") is None
+    retriever = CannedRetriever({"a": answered("a"), "b": answered("b")})
+    questions = [Question("20240105_0", "a", ("x",)), Question("seed-3", "b", ("x",))]
+    evaluate(retriever, questions, as_of_ids=True)
+    evaluate(retriever, questions)
+    assert retriever.days == [date(2024, 1, 5), None, None, None]

@@ -61,7 +61,7 @@ def test_a_continuation_is_read_in_the_earlier_frame():
     earlier = "What's StepFun good at?"
     reading = read_in_context("And Baidu?", [(earlier, answered(earlier))])
     assert reading.search == "What's Baidu good at?" and reading.fragment
-    assert reading.reader_questions == ("What's Baidu good at?",)
+    assert reading.reader_questions == ("What's Baidu good at?", "And Baidu?")
     assert reading.leans_on == earlier
 
 

@@ -69,3 +69,52 @@ def test_k_is_checked(retriever, k):
 def test_blank_question_finds_nothing(retriever):
     assert retriever.search("   ", k=3) == []
     assert retriever.answer("   ").quotes == ()
+
+
+def dated_retriever() -> Retriever:
+    """Three reports of a harbour, from 2023, 2024 and with no date."""
+    texts = {"2023": "In 2023 the harbour wall of Tarnby was repaired by the council.",
+             "2024": "In 2024 the harbour wall of Tarnby was raised by the council.",
+             None: "The harbour wall of Tarnby was painted by the council."}
+    embedder = FakeEmbedder()
+    found = [Article(id=f"wall-{year}", title="Harbour wall", text=text, source="news.jsonl",
+                     date=f"{year}-05-01" if year else None)
+             for year, text in texts.items()]
+    return Retriever(StaticIndex(memory_generation(found, embedder)), embedder,
+                     Settings(reranker=False, abstain_threshold=0.0))
+
+
+def test_time_words_restrict_the_dates_and_keep_undated_articles():
+    from datetime import date
+
+    retriever = dated_retriever()
+    question = "What happened to the harbour wall of Tarnby in 2023?"
+    answer = retriever.answer(question, k=3, as_of=date(2025, 1, 1))
+    assert {q.article_id for q in answer.quotes} == {"wall-2023", "wall-None"}
+    assert answer.read_time == "articles from 2023"
+    # "last year", asked in 2025: 2024 and the undated one.
+    answer = retriever.answer("What happened to the harbour wall last year?", k=3,
+                              as_of=date(2025, 3, 1))
+    assert {q.article_id for q in answer.quotes} == {"wall-2024", "wall-None"}
+
+
+def test_dates_given_by_the_caller_win_and_no_time_words_means_every_date():
+    from datetime import date
+
+    from qa.types import Filters
+
+    retriever = dated_retriever()
+    answer = retriever.answer("What happened to the harbour wall in 2023?", k=3,
+                              filters=Filters(date_from="2024-01-01"), as_of=date(2025, 1, 1))
+    assert {q.article_id for q in answer.quotes} == {"wall-2024"}
+    assert answer.read_time is None
+    answer = retriever.answer("What happened to the harbour wall?", k=3)
+    assert {q.article_id for q in answer.quotes} == {"wall-2023", "wall-2024", "wall-None"}
+    assert answer.read_time is None
+
+
+def test_time_words_that_match_no_article_fall_back_to_every_date():
+    retriever = dated_retriever()
+    answer = retriever.answer("What happened to the harbour wall of Tarnby in 1990?", k=3)
+    assert answer.read_time is None
+    assert "wall-2023" in {q.article_id for q in answer.quotes}

@@ -186,20 +186,22 @@ class PassageDB:
         rows = self._query("SELECT text FROM articles WHERE id = ?", (article_id,))
         return rows[0][0] if rows else None
 
-    def articles(self) -> list[ArticleInfo]:
-        """Every article, newest date first, then by title."""
+    def articles(self, limit: int | None = None) -> list[ArticleInfo]:
+        """Every article (or the first `limit`), newest date first, then by title."""
         rows = self._query(
             """SELECT a.id, a.title, a.source, a.date, a.url, a.content_hash, COUNT(p.id)
                FROM articles a LEFT JOIN passages p ON p.article_id = a.id
-               GROUP BY a.id ORDER BY a.date IS NULL, a.date DESC, a.title"""
+               GROUP BY a.id ORDER BY a.date IS NULL, a.date DESC, a.title LIMIT ?""",
+            (-1 if limit is None else limit,),
         )
         return [ArticleInfo(*r) for r in rows]
 
     def passage_ids_where(
         self, article_ids: Sequence[str] = (), titles: Sequence[str] = (),
-        date_from: str | None = None, date_to: str | None = None,
+        date_from: str | None = None, date_to: str | None = None, undated: bool = False,
     ) -> np.ndarray:
-        """Ids (int64, ascending) of passages whose article matches every given condition.
+        """Ids (int64, ascending) of passages whose article matches every given condition;
+        with `undated`, an article without a date passes the date range.
 
         An article id also matches .jsonl records by the id they have in their file (`x`
         for `feed.jsonl#x`, in whichever file) when no article has exactly that id.
@@ -235,12 +237,16 @@ class PassageDB:
                 """
             args += [ids, lowered]
             clauses.append("a.id IN (SELECT id FROM named)")
+        dated = []
         if date_from:
-            clauses.append("a.date >= ?")
+            dated.append("a.date >= ?")
             args.append(date_from)
         if date_to:
-            clauses.append("a.date <= ?")
+            dated.append("a.date <= ?")
             args.append(date_to)
+        if dated:
+            within = " AND ".join(dated)
+            clauses.append(f"(a.date IS NULL OR ({within}))" if undated else within)
         where = " AND ".join(clauses) or "1"
         rows = self._query(
             ctes + "SELECT (SELECT MIN(id) FROM passages WHERE article_id = a.id),"

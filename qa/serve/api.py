@@ -20,6 +20,7 @@ import socket
 import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException
 
 from qa.config import MODES, Settings
+from qa.dates import normalize_date
 from qa.errors import ConfigError, QAError
 from qa.serve.throttle import LoginThrottle
 from qa.types import Answer, Filters, Hit, Quote, Span
@@ -133,11 +135,23 @@ class Turn(BaseModel):
 class Ask(Question):
     """A question for /api/ask, with the conversation before it."""
 
+    as_of: str | None = Field(
+        None, max_length=40,
+        description="The day the question is asked (default today): time words in it "
+                    "(\"in 2023\", \"last week\") are read relative to it.")
     history: list[Turn] = Field(
         default_factory=list, max_length=MAX_TURNS,
         description=f"The earlier turns of the same conversation, oldest first (at most "
                     f"{MAX_TURNS}): each question with the quotes it was answered with. A "
                     "follow-up (\"And Baidu?\", \"When did they begin?\") is read with them.")
+
+    def as_of_date(self) -> date | None:
+        if not self.as_of:
+            return None
+        iso = normalize_date(self.as_of)
+        if iso is None:
+            raise ConfigError(f"as_of must be a date like 2025-07-28, got {self.as_of!r}")
+        return date.fromisoformat(iso)
 
 
 def question_model(max_k: int, base: type[Question] = Question) -> type[Question]:
@@ -418,7 +432,8 @@ def create_api(retriever: Callable[[], Retriever], settings: Settings,
         """The answer as verbatim quotes with highlight spans, or an abstention."""
         history = tuple(turn.as_pair() for turn in body.history)
         answer = await run(lambda: retriever().answer(body.question, body.k, mode=body.mode,
-                                                      filters=body.filters(), history=history))
+                                                      filters=body.filters(), history=history,
+                                                      as_of=body.as_of_date()))
         return JSONResponse(dataclasses.asdict(answer))
 
     @app.post("/api/search", dependencies=guarded, response_model=None,

@@ -102,7 +102,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.unanswerable:
             questions += read_questions(args.unanswerable)
         metrics = evaluate(retriever, questions, mode=args.mode, progress=True,
-                           after=args.after)
+                           after=args.after, as_of_ids=args.as_of_ids)
     if args.json:
         print(json.dumps(asdict(metrics), indent=2))
     else:
@@ -307,6 +307,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--after", metavar="QUESTION",
                    help="ask each question as the second turn of a conversation that began "
                    "with QUESTION (an unrelated one must not change the figures)")
+    p.add_argument("--as-of-ids", action="store_true",
+                   help="ask a question whose id starts YYYYMMDD as of that day (time words "
+                   "like \"this week\" are read relative to it), as realtimeqa-dev's are")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     _rerank_option(p)
     p.set_defaults(func=cmd_eval)

@@ -36,6 +36,8 @@ NO_INDEX = ("There is no index yet: add articles in the Library tab and press "
 MAX_PAGE_URLS = 20
 # Earlier turns of a conversation a follow-up is read with (the page keeps no more).
 MAX_TURNS = 8
+# Headlines offered as "Ask about" buttons under the chat.
+SUGGESTIONS = 3
 
 
 class Page:
@@ -116,6 +118,16 @@ class Page:
         except QAError:
             return []
         return [[a.title, a.date or "", a.passages, a.source] for a in articles]
+
+    def suggestions(self, count: int = SUGGESTIONS) -> list[str]:
+        """What to offer under the chat: the newest headlines of the loaded articles (the
+        same headline once), never questions written for another corpus."""
+        try:
+            articles = self.retriever().articles(limit=count * 4)
+        except QAError:
+            return []
+        titles = dict.fromkeys(" ".join(a.title.split()) for a in articles if a.title.strip())
+        return [t[:self.settings.max_question_chars] for t in titles][:count]
 
     def library_view(self) -> tuple[str, list[list[Any]]]:
         return self.status_markdown(), self.article_rows()

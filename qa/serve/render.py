@@ -154,15 +154,19 @@ def render_quote(quote: Quote, number: int, *, answering: bool = True,
 
 # Above a follow-up's quotes (qa.followup): the earlier question it was read with.
 READ_WITH = "Read with your earlier question:"
+# Above quotes restricted by time words in the question ("articles from 2023").
+READ_TIME = "Read as asking about"
 
 
 def render_answer(answer: Answer, *, context: int | None = CONTEXT_CHARS) -> str:
     """The whole answer as one HTML fragment for a chat message."""
     html = _render_answer(answer, context)
+    notes = []
     if answer.read_with:  # a follow-up: say which earlier question it was read with
-        note = (f'<p class="vb-read-with">{READ_WITH} <q>{esc(answer.read_with)}</q></p>')
-        html = html.replace(">", ">" + note, 1)
-    return html
+        notes.append(f'<p class="vb-read-with">{READ_WITH} <q>{esc(answer.read_with)}</q></p>')
+    if answer.read_time:  # time words: say which dates were searched
+        notes.append(f'<p class="vb-read-time">{READ_TIME} {esc(answer.read_time)}</p>')
+    return html.replace(">", ">" + "".join(notes), 1) if notes else html
 
 
 def _render_answer(answer: Answer, context: int | None) -> str:
@@ -240,7 +244,7 @@ CSS = """
 ) + """
 .vb-abstained .vb-note { font-weight: 600; margin: 0; }
 .vb-note { margin: 0; }
-.vb-read-with { margin: 0 0 0.3em; font-size: 0.85em; opacity: 0.75; }
+.vb-read-with, .vb-read-time { margin: 0 0 0.3em; font-size: 0.85em; opacity: 0.75; }
 .vb-closest-head { margin: 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
 .vb-closest { border-left-color: var(--border-color-primary, #d1d5db); opacity: 0.6; }
 .vb-closest blockquote.vb-text { color: var(--body-text-color-subdued); }

@@ -67,6 +67,8 @@ def format_answer(answer: Answer, tty: bool) -> str:
     label = ""
     if answer.read_with:  # a follow-up: which earlier question it was read with
         lines.append(printable(f"(read with your earlier question: {answer.read_with})"))
+    if answer.read_time:  # time words restricted the dates searched
+        lines.append(printable(f"(read as asking about {answer.read_time})"))
     if answer.abstained:
         lines.append(ABSTAIN_NOTE)
         if answer.closest:

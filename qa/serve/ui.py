@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
     from qa.serve.page import Page
 
-# Questions the seed article in corpus/ answers; shown as buttons under the chat.
-EXAMPLES: tuple[str, ...] = (
-    "Who formed the Model-Chip Ecosystem Innovation Alliance?",
-    "What hardware did the US export bans target?",
-    "Which platform did Huawei unveil as a rival to Nvidia?",
-)
+# A headline on its button is cut to this many characters (the question is all of it).
+SUGGESTION_CHARS = 70
+
+
+def clip(text: str, most: int = SUGGESTION_CHARS) -> str:
+    return text if len(text) <= most else text[:most - 1].rstrip() + "…"
 
 
 # -- the layout ------------------------------------------------------------------------------
@@ -46,7 +46,8 @@ PAGE_CSS = render.CSS + """
 .vb-header p { margin: 0.2rem 0 0.4rem; color: var(--body-text-color-subdued); }
 #chat .vb-question { white-space: pre-wrap; }
 #examples { align-items: center; gap: 0.4rem; }
-#examples::before { content: "Try:"; color: var(--body-text-color-subdued); font-size: 0.9em; }
+#examples::before { content: "Ask about:"; color: var(--body-text-color-subdued);
+                    font-size: 0.9em; }
 #examples button { flex: 0 1 auto; min-width: 0; font-weight: normal; }
 """
 
@@ -60,6 +61,8 @@ def build_page(page: Page) -> gr.Blocks:
     import gradio as gr
 
     from gradio.utils import get_upload_folder
+
+    from qa.serve.page import SUGGESTIONS
 
     settings = page.settings
     page.upload_cache = Path(get_upload_folder())
@@ -84,11 +87,13 @@ def build_page(page: Page) -> gr.Blocks:
                     # forgets them.
                     new_conversation = gr.Button("New conversation", elem_id="new-conversation",
                                                  variant="secondary", scale=1, min_width=90)
+                # The newest headlines of the loaded articles (Page.suggestions), filled
+                # in when the page loads.
                 with gr.Row(elem_id="examples"):
                     example_buttons = [
-                        gr.Button(text, size="sm", variant="secondary", scale=0,
+                        gr.Button("", size="sm", variant="secondary", scale=0, visible=False,
                                   elem_classes=["vb-example"])
-                        for text in EXAMPLES
+                        for _ in range(SUGGESTIONS)
                     ]
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
@@ -141,10 +146,18 @@ def build_page(page: Page) -> gr.Blocks:
         private = {"api_visibility": "private"}
         question.submit(page.chat, chat_inputs, chat_outputs, **private)
         ask.click(page.chat, chat_inputs, chat_outputs, **private)
-        for button, text in zip(example_buttons, EXAMPLES):
-            button.click(lambda history, k, mode, turns, text=text:
-                         page.chat(text, history, k, mode, turns),
-                         [chatbot, k, mode, turns], chat_outputs, **private)
+        headlines = gr.State([])
+
+        def offer():
+            titles = page.suggestions()
+            return [titles, *(gr.Button(clip(titles[i]), visible=True) if i < len(titles)
+                              else gr.Button(visible=False) for i in range(SUGGESTIONS))]
+
+        for number, button in enumerate(example_buttons):
+            button.click(lambda titles, history, k, mode, turns, number=number:
+                         page.chat(titles[number], history, k, mode, turns),
+                         [headlines, chatbot, k, mode, turns], chat_outputs, **private)
+        demo.load(offer, None, [headlines, *example_buttons], **private)
         new_conversation.click(lambda: ([], "", []), None, chat_outputs, **private)
 
         def corpus_choices():

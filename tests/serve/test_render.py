@@ -7,7 +7,8 @@ import re
 import pytest
 
 from qa.serve.render import (
-    ABSTAIN_NOTE, CLOSEST_MATCH, LOW_CONFIDENCE_NOTE, MAY_ANSWER, citation, clean_spans,
+    ABSTAIN_NOTE, CLOSEST_MATCH, LOW_CONFIDENCE_NOTE, MAY_ANSWER, READ_TIME, READ_WITH,
+    citation, clean_spans,
     marked_text, relevance_bar, render_answer,
     render_error, render_question, window,
 )
@@ -124,6 +125,16 @@ def test_answer_shows_blockquotes_with_citation():
 def test_the_citation_names_the_publisher_by_host_and_the_file_only_without_one(url, shown):
     out = citation(quote("Text.", source="news.jsonl", url=url))
     assert re.search(r'<span class="vb-source">([^<]*)</span>', out).group(1) == shown
+
+
+def test_how_the_question_was_read_is_said_above_the_quotes_escaped():
+    answer = Answer("And <b>Baidu</b>?", (quote("One.", (Span(0, 4),)),),
+                    read_with="Who is <b>here</b>?", read_time="articles from 2023")
+    out = render_answer(answer)
+    assert out.index(READ_WITH) < out.index(READ_TIME) < out.index("<blockquote")
+    assert "&lt;b&gt;here&lt;/b&gt;" in out and "<b>" not in out
+    assert f"{READ_TIME} articles from 2023" in visible_text(out)
+    assert READ_WITH not in render_answer(Answer("q", answer.quotes))
 
 
 def test_abstention_looks_different_and_marks_nothing():
