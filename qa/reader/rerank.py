@@ -93,7 +93,8 @@ class ReaderReranker:
                 if probability is None:
                     sentences.append(replace(s, score=s.score + UNREAD_OFFSET))
                 else:
-                    best = max(best, float(probability))
+                    probability = float(probability)  # plain floats: the API's JSON
+                    best = max(best, probability)
                     sentences.append(replace(s, score=self.plan.sentence_weight * probability
                                              + (1 - self.plan.sentence_weight) * s.score))
             out.append(replace(hit, score=weight * best + (1 - weight) * hit.score,

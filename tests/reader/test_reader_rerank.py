@@ -127,3 +127,12 @@ def test_abstention_reads_the_reader_probability_with_its_own_thresholds():
     settings = Settings(reader_abstain_threshold=0.01, reader_confident_threshold=0.5)
     answer = build_answer("q", hits, 3, settings)
     assert not answer.abstained and answer.confidence == "low"
+
+
+def test_the_scores_it_sets_are_plain_floats_the_json_api_can_send():
+    import dataclasses
+    import json
+
+    reranked = ReaderReranker(WordReader("Dockers"), ReadingPlan()).rerank(
+        "q", [hit(0, 2, 0.9, [0.6, 0.5, 0.4])])
+    assert json.loads(json.dumps(dataclasses.asdict(reranked[0])))["answer_probability"] > 0.5
