@@ -20,7 +20,7 @@ from qa.errors import BuildLockedError, IndexMissingError, QAError
 from qa.serve import render
 from qa.serve.library import Library
 from qa.serve.reports import feed_row, intake_markdown, rebuild_markdown, when
-from qa.types import Answer
+from qa.types import Answer, Filters
 
 if TYPE_CHECKING:
     from qa.retriever import Retriever
@@ -134,17 +134,24 @@ class Page:
 
     # -- asking ------------------------------------------------------------------------
     def answer(self, question: str, k: int | float | str | None, mode: str | None,
-               history: Sequence[tuple[str, Answer]] = ()) -> Answer:
+               history: Sequence[tuple[str, Answer]] = (), date_from: str | None = None,
+               date_to: str | None = None) -> Answer:
+        filters = None
+        if (date_from or "").strip() or (date_to or "").strip():
+            filters = Filters(date_from=(date_from or "").strip() or None,
+                              date_to=(date_to or "").strip() or None)
         return self.retriever().answer(question, coerce_k(k), mode=mode or self.settings.mode,
-                                       history=tuple(history)[-MAX_TURNS:])
+                                       filters=filters, history=tuple(history)[-MAX_TURNS:])
 
     def chat(self, message: str, history: list[dict] | None, k: float, mode: str,
-             turns: list[tuple[str, Answer]] | None = None,
-             ) -> tuple[list[dict], str, list[tuple[str, Answer]]]:
+             turns: list[tuple[str, Answer]] | None = None, date_from: str | None = None,
+             date_to: str | None = None) -> tuple[list[dict], str, list[tuple[str, Answer]]]:
         """Add the question and its rendered answer (or a friendly error) to the chat.
 
         `turns` is the conversation so far as (question, Answer) pairs: a follow-up ("And
-        Baidu?") is read with them. Returns the chat, the emptied text box and the turns.
+        Baidu?") is read with them; `date_from`/`date_to` (the page's date fields, as
+        people write dates) keep the articles of those dates. Returns the chat, the
+        emptied text box and the turns.
         """
         history = list(history or [])
         turns = list(turns or [])
@@ -152,7 +159,7 @@ class Page:
             return history, "", turns
         history.append({"role": "user", "content": render.render_question(message)})
         try:
-            answer = self.answer(message, k, mode, turns)
+            answer = self.answer(message, k, mode, turns, date_from, date_to)
             content = render.render_answer(answer)
             turns = [*turns, (message, answer)][-MAX_TURNS:]
         except QAError as exc:

@@ -100,6 +100,13 @@ def build_page(page: Page) -> gr.Blocks:
                         k = gr.Slider(1, 10, value=settings.k, step=1, label="Quotes",
                                       info="How many quotes an answer shows at most",
                                       elem_id="k")
+                        date_from = gr.Textbox(label="From", placeholder="e.g. 2023-01-01",
+                                               info="Only articles dated on or after",
+                                               elem_id="date-from", max_length=40)
+                        date_to = gr.Textbox(label="To", placeholder="e.g. 2024-03-31",
+                                             info="Only articles dated on or before",
+                                             elem_id="date-to", max_length=40)
+                    with gr.Row():
                         mode = gr.Radio(
                             list(MODES), value=settings.mode, label="Search mode",
                             info="hybrid: meaning + words · dense: meaning only · "
@@ -141,7 +148,7 @@ def build_page(page: Page) -> gr.Blocks:
 
         # The conversation so far, (question, Answer) per turn, one per visitor's session.
         turns = gr.State([])
-        chat_inputs = [question, chatbot, k, mode, turns]
+        chat_inputs = [question, chatbot, k, mode, turns, date_from, date_to]
         chat_outputs = [chatbot, question, turns]
         private = {"api_visibility": "private"}
         question.submit(page.chat, chat_inputs, chat_outputs, **private)
@@ -154,9 +161,8 @@ def build_page(page: Page) -> gr.Blocks:
                               else gr.Button(visible=False) for i in range(SUGGESTIONS))]
 
         for number, button in enumerate(example_buttons):
-            button.click(lambda titles, history, k, mode, turns, number=number:
-                         page.chat(titles[number], history, k, mode, turns),
-                         [headlines, chatbot, k, mode, turns], chat_outputs, **private)
+            button.click(lambda titles, *rest, number=number: page.chat(titles[number], *rest),
+                         [headlines, *chat_inputs[1:]], chat_outputs, **private)
         demo.load(offer, None, [headlines, *example_buttons], **private)
         new_conversation.click(lambda: ([], "", []), None, chat_outputs, **private)
 

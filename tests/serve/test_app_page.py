@@ -70,3 +70,23 @@ def test_refused_upload_says_why(tmp_path, fake_embedder):
     note, _ = page.upload(str(bad))
     assert "Not added" in note and "not an article type" in note
     assert not (tmp_path / "corpus").exists()
+
+
+def test_the_date_fields_restrict_the_answer_and_a_bad_date_is_a_clear_error(tmp_path,
+                                                                             fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "news.jsonl").write_text(
+        '{"id": "old", "title": "Lighthouse", "date": "2020-05-01", "text": "The lighthouse at '
+        'Port Elsby closed for repairs."}\n'
+        '{"id": "new", "title": "Lighthouse", "date": "2024-05-01", "text": "The lighthouse at '
+        'Port Elsby reopened after repairs."}\n', encoding="utf-8")
+    page = Page(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), fake_embedder)
+    page.rebuild()
+    question = "What happened to the lighthouse at Port Elsby?"
+    _, _, turns = page.chat(question, [], 3, "bm25", [], "2023-01-01", "")
+    assert [q.article_id for q in turns[0][1].quotes] == ["news.jsonl#new"]
+    _, _, turns = page.chat(question, [], 3, "bm25", [], "", "")
+    assert {q.article_id for q in turns[0][1].quotes} == {"news.jsonl#old", "news.jsonl#new"}
+    history, _, turns = page.chat(question, [], 3, "bm25", [], "next week", None)
+    assert turns == [] and "date_from must be a date" in history[1]["content"]

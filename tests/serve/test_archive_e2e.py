@@ -57,4 +57,12 @@ def test_suggestions_publishers_and_time_words_fit_the_archive(server):
         expect(answer.locator(".vb-read-time")).to_have_count(0)
         expect(answer.locator(".vb-source", has_text="coastnews.example.org").first
                ).to_be_visible()
+
+        # The page's date fields restrict every question, as the API's filters do.
+        tab.click("#settings .label-wrap")
+        tab.fill("#date-from input, #date-from textarea", "2024-06-01")
+        answer = ask(tab, "What did the council do to the harbour wall of Tarnby?")
+        sources = answer.locator(".vb-quote .vb-source")
+        expect(sources.first).to_have_text("coastnews.example.org")
+        assert "tarnby-courier.example" not in sources.all_inner_texts()
         assert tab.js_errors == []
