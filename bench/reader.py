@@ -42,10 +42,13 @@ class Remembering:
         self.reader = reader
         self.fingerprint = reader.fingerprint
         self.memory: dict[tuple[str, str], float] = {}
+        self.asked = 0  # pairs asked for, remembered or not: what a plan reads
+
 
     def score(self, question: str, texts: list[str]):
         import numpy as np
 
+        self.asked += len(texts)
         missing = [t for t in dict.fromkeys(texts) if (question, t) not in self.memory]
         if missing:
             for text, p in zip(missing, self.reader.score(question, missing)):
@@ -115,32 +118,36 @@ def parse_plan(text: str) -> ReadingPlan:
 
 
 def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
-          sentence_weights: list[float], names: list[str] | None = None) -> None:
+          sentence_weights: list[float], names: list[str] | None = None,
+          sure: list[float | None] = (None,)) -> None:
     from qa.reader.model import Reader
 
     reader = Remembering(Reader())
-    print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained | p50 ms |")
+    print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained | "
+          "pairs read per question |")
     print("|---|---|---|---|---|---|---|---|")
     for eval_set, questions, plain in load_sets(limit, names):
         answerable = any(q.answers for q in questions)
         rows = [("off", plain)]
         for shape in shapes:
-            for w, sw in [(w, sw) for w in weights for sw in sentence_weights]:
-                plan = dataclasses.replace(shape, weight=w, sentence_weight=sw)
-                reranker = ReaderReranker(reader, plan)
-                rows.append((f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}/"
-                             f"{plan.per_deep_passage}, "
-                             f"weight {w}/{sw}", Retriever(
-                    plain.index, plain.embedder, plain.settings.replace(reranker=True),
-                    reranker)))
+            for w, sw, s in [(w, sw, s) for w in weights for sw in sentence_weights
+                             for s in sure]:
+                plan = dataclasses.replace(shape, weight=w, sentence_weight=sw, sure_from=s)
+                label = (f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}/"
+                         f"{plan.per_deep_passage}, weight {w}/{sw}"
+                         + (f", sure from {s} after {plan.first_read}" if s else ""))
+                rows.append((label, Retriever(plain.index, plain.embedder,
+                                              plain.settings.replace(reranker=True),
+                                              ReaderReranker(reader, plan))))
         for label, retriever in rows:
+            before = reader.asked
             m = evaluate(retriever, questions)
+            pairs = (reader.asked - before) / max(1, len(questions))
             shown = ((m.recall_at_1, m.recall_at_5, m.mrr_at_10, m.highlight_at_1,
                       m.abstained_answerable) if answerable
                      else (None, None, None, None, m.abstain_recall))
             cells = " | ".join("" if v is None else f"{v:.3f}" for v in shown)
-            print(f"| {eval_set.name} | {label} | {cells} | {m.latency_p50_ms:.1f} |",
-                  flush=True)
+            print(f"| {eval_set.name} | {label} | {cells} | {pairs:.1f} |", flush=True)
 
 
 def main() -> None:
@@ -152,6 +159,9 @@ def main() -> None:
                         help="reading plans: sentences/per passage/deep passages, ...")
     parser.add_argument("--weights", default="0.4,0.7,1.0",
                         help="the reader's share of a passage's score")
+    parser.add_argument("--sure-from", default="",
+                        help="stop reading after the first sentences when one answers this "
+                        "surely, e.g. 0.8,0.9 (default: read them all)")
     parser.add_argument("--sentence-weights", default="1.0",
                         help="the reader's share of a sentence's score (the highlight)")
     args = parser.parse_args()
@@ -161,7 +171,8 @@ def main() -> None:
     else:
         plans(args.limit, [parse_plan(x) for x in args.plans.split(",")],
               [float(x) for x in args.weights.split(",")],
-              [float(x) for x in args.sentence_weights.split(",")], names)
+              [float(x) for x in args.sentence_weights.split(",")], names,
+              [None] + [float(x) for x in args.sure_from.split(",") if x])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from qa import scoring
 from qa.config import MODES, Mode, Settings, chunk_settings_for
-from qa.dates import read_time
+from qa.dates import TimeFrame, read_time
 from qa.embed import QuestionEncoder, load_question_encoder
 from qa.errors import ConfigError, ReaderError
 from qa.followup import read_in_context
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # How much more relevant (reader probability, or cosine without the reader) the answer to a
 # follow-up read with its context must be than the answer to the question read alone.
 FOLLOWUP_MARGIN = 0.0
+# How long before and after a day a question names its news is searched ("on Jan. 7").
+REPORTING_DAYS = timedelta(days=7)
 # A fragment ("And Baidu?", "Why?") leans on its context unless read alone it answers
 # better by this much.
 FRAGMENT_MARGIN = 0.1
@@ -277,16 +279,18 @@ class Retriever:
                 (undated articles stay in); `Answer.read_time` then says how.
         """
         k, mode = self._check(k, mode)
-        time = read_time(self._check_question(question), as_of or date.today())
+        today = as_of or date.today()
+        time = read_time(self._check_question(question), today)
+        dates = article_dates(time, today)
         # Time words ("in 2023", "last week") restrict the dates unless the caller did.
         # Undated articles stay in, but only an answer quoting an article of those dates
         # is kept; else the question is answered from every date.
-        if time.bounded and not (filters and (filters.date_from or filters.date_to)):
-            timed = Filters(filters.articles if filters else (), time.date_from, time.date_to,
-                            undated=True)
+        if dates and not (filters and (filters.date_from or filters.date_to)):
+            timed = Filters(filters.articles if filters else (), *dates, undated=True)
             answer = self._answer(question, k, mode, timed, history)
             if any(quote.date for quote in answer.quotes):
-                return dataclasses.replace(answer, read_time=time.label)
+                label = TimeFrame(*dates).label
+                return dataclasses.replace(answer, read_time=label)
         return self._answer(question, k, mode, filters, history)
 
     def _answer(self, question: str, k: int, mode: Mode, filters: Filters | None,
@@ -311,6 +315,28 @@ class Retriever:
         if not in_context.abstained and relevance_of(in_context) > relevance_of(alone) + margin:
             return dataclasses.replace(in_context, read_with=reading.leans_on)
         return alone
+
+def article_dates(time: TimeFrame, today: date) -> tuple[str | None, str | None] | None:
+    """The articles' dates to search for what a question says about time, or None.
+
+    News reports an event in the days before it (a preview) and after it, so a single
+    day also takes the week on either side ("on Jan. 7, 2024"). Dates that restrict
+    nothing up to today ("by 2050", a plan's deadline) or lie wholly after it are not a
+    restriction.
+    """
+    if not time.bounded:
+        return None
+    first, last = time.date_from, time.date_to
+    if first and first > today.isoformat():
+        return None
+    if last and last >= today.isoformat() and not first:
+        return None
+    if first and first == last:
+        day = date.fromisoformat(first)
+        first = (day - REPORTING_DAYS).isoformat()
+        last = min(day + REPORTING_DAYS, today).isoformat()
+    return first, last
+
 
 def _gather(generation: Generation, question: str, query: np.ndarray, candidates: list[int],
             lexical_by_id: dict[int, float]) -> _Candidates:

@@ -118,3 +118,21 @@ def test_time_words_that_match_no_article_fall_back_to_every_date():
     answer = retriever.answer("What happened to the harbour wall of Tarnby in 1990?", k=3)
     assert answer.read_time is None
     assert "wall-2023" in {q.article_id for q in answer.quotes}
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("What happened in 2023?", ("2023-01-01", "2023-12-31")),
+    ("What aired on Sunday, Jan. 7, 2024?", ("2023-12-31", "2024-01-14")),  # a week each side
+    ("What happened yesterday?", ("2025-03-02", "2025-03-10")),  # not past today
+    ("Which city plans to ban cars by 2028?", None),  # a deadline, not an article date
+    ("What will happen in 2031?", None),
+    ("What happened before July 2024?", (None, "2024-06-30")),
+])
+def test_the_dates_searched_for_time_words(question, expected):
+    from datetime import date
+
+    from qa.dates import read_time
+    from qa.retriever import article_dates
+
+    today = date(2025, 3, 10)
+    assert article_dates(read_time(question, today), today) == expected

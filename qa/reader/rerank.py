@@ -35,6 +35,10 @@ class ReadingPlan:
     weight: float = 0.4
     # A read sentence's score (what the highlight is chosen by), the same way.
     sentence_weight: float = 1.0
+    # Read the first `first_read` sentences, and the rest only when none of those answers
+    # with a probability of at least `sure_from` (None: always read them all).
+    first_read: int = 10
+    sure_from: float | None = None
 
 
 class ReaderReranker:
@@ -80,8 +84,11 @@ class ReaderReranker:
         readings = (question,) if isinstance(question, str) else tuple(question)
         chosen = self.choose(hits)
         texts = list(chosen.values())
-        best = np.max([self.reader.score(q, texts) for q in readings], axis=0)
-        probabilities = dict(zip(chosen, best))
+        first = len(texts) if self.plan.sure_from is None else self.plan.first_read
+        best = self._read(readings, texts[:first])
+        if len(texts) > first and best.max(initial=0.0) < self.plan.sure_from:
+            best = np.concatenate([best, self._read(readings, texts[first:])])
+        probabilities = dict(zip(chosen, best))  # a sentence not read has none
         weight = self.plan.weight
         out = []
         for hit in hits:
@@ -101,6 +108,13 @@ class ReaderReranker:
                                sentences=tuple(sentences), answer_probability=best))
         out.sort(key=lambda h: -h.score)
         return out
+
+
+    def _read(self, readings: tuple[str, ...], texts: list[str]) -> np.ndarray:
+        """Each text's best probability over the readings."""
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        return np.max([self.reader.score(q, texts) for q in readings], axis=0)
 
 
 def open_reranker(settings) -> ReaderReranker | None:

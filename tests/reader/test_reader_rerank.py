@@ -136,3 +136,20 @@ def test_the_scores_it_sets_are_plain_floats_the_json_api_can_send():
     reranked = ReaderReranker(WordReader("Dockers"), ReadingPlan()).rerank(
         "q", [hit(0, 2, 0.9, [0.6, 0.5, 0.4])])
     assert json.loads(json.dumps(dataclasses.asdict(reranked[0])))["answer_probability"] > 0.5
+
+
+def test_when_a_first_sentence_answers_surely_the_rest_are_not_read():
+    hits = [hit(0, 4, 0.9, [0.5, 0.4, 0.3, 0.2, 0.1])]
+    plan = ReadingPlan(sentences=8, per_passage=5, deep_passages=0, first_read=2,
+                       sure_from=0.8)
+    sure = WordReader("port")  # sentence 0, read first: 0.9
+    reranked = ReaderReranker(sure, plan).rerank("q", hits)[0]
+    assert [len(texts) for texts in sure.read] == [2]
+    assert reranked.answer_probability == np.float32(0.9).item()
+    assert [s.score for s in reranked.sentences][2:] == [0.3 + UNREAD_OFFSET,
+                                                        0.2 + UNREAD_OFFSET,
+                                                        0.1 + UNREAD_OFFSET]
+    unsure = WordReader("tenth")  # sentence 3: only in the second read
+    reranked = ReaderReranker(unsure, plan).rerank("q", hits)[0]
+    assert [len(texts) for texts in unsure.read] == [2, 3]
+    assert reranked.answer_probability == np.float32(0.9).item()
