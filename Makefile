@@ -30,8 +30,10 @@ run: install
 index: install
 	$(PY) -m qa index
 
+# Two workers, each test file on one (its module fixtures, e.g. a served page, are shared
+# there): many tests wait on servers, browsers and clusters rather than compute.
 test: install browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(PY) bench/throughput.py && $(PY) bench/latency.py && $(PY) bench/quality.py

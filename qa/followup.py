@@ -46,7 +46,8 @@ class Reading:
     with each candidate sentence (a sentence counts by its best reading); `leans_on` the
     earlier question it was read with (shown on the quote cards), None when the question
     stands on its own; `fragment` is set for a question that cannot stand on its
-    own ("And Baidu?", "Why?"), whose reading in context is kept unless it finds nothing.
+    own ("And Baidu?", "Why?"), whose reading in context is kept unless read alone it
+    answers clearly better (qa.retriever.FRAGMENT_MARGIN).
     """
 
     question: str

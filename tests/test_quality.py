@@ -37,7 +37,7 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
     assert (m["answerable"], m["unanswerable"]) == (8, 3)
     assert m["recall_at_5"] >= 7 / 8  # today 8/8: one question below
     assert m["recall_at_1"] >= 6 / 8  # today 7/8: one below
-    assert m["highlight_at_1"] >= 4 / 8  # today 5/8 (6/8 without the reader): one below
+    assert m["highlight_at_1"] >= 5 / 8  # today 6/8, with the reader and without: one below
     assert m["abstained_answerable"] <= 1 / 8  # today none of 8: one more
     assert m["abstain_recall"] >= 2 / 3  # today 3/3 off-topic questions abstain: one fewer
     assert m["abstain_precision"] >= 3 / 4  # today 3/3: one answerable question abstaining
@@ -45,7 +45,7 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
 
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
     # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 8/12,
-    # recall@10 12/12, mrr@10 0.764, highlight@1 8/12 (5/12 without the reader), 1 of 12
+    # recall@10 12/12, mrr@10 0.778, highlight@1 8/12 (5/12 without the reader), 1 of 12
     # abstains (docs/BENCHMARKS.md says what is still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12
@@ -155,20 +155,21 @@ def test_realtimeqa_slice_keeps_its_floors(tmp_path):
 
 
 def test_squad_slice_keeps_its_floors(tmp_path):
-    # Three articles and every other question about them: hundreds of questions, a minute.
+    # Three articles and every fourth question about them: hundreds of questions, a minute.
     articles = read_jsonl(EVAL / "squad-dev" / "articles.jsonl")[:3]
     titles = {a["title"] for a in articles}
     (tmp_path / "articles.jsonl").write_text("".join(json.dumps(a) + "\n" for a in articles))
     questions = [q for q in read_jsonl(EVAL / "squad-dev" / "questions.jsonl")
-                 if q["article"] in titles][::2]
+                 if q["article"] in titles][::4]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 784 questions, recall@1 0.881, recall@5 0.987, mrr@10 0.930, highlight
-    # 0.820, 5 abstain (without the reader 0.871, 0.985, 0.920, 0.779, none). Questions worded like their paragraph: the floors allow more than one
-    # borderline question, so a change of ranking that trades a few is not a failure.
+    # Measured: 392 questions, recall@1 0.893, recall@5 0.995, mrr@10 0.939, highlight
+    # 0.839, 4 abstain (without the reader 0.895, 0.990, 0.935, 0.801, none). Questions
+    # worded like their paragraph: the floors allow more than one borderline question, so
+    # a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.85  # 0.031 (24 questions) below today
-    assert m["recall_at_5"] >= 0.97  # 0.017 (13 questions) below
-    assert m["mrr_at_10"] >= 0.90  # 0.030 below
-    assert m["highlight_at_1"] >= 0.78  # 0.040 (31 questions) below
-    assert m["abstained_answerable"] <= 0.015  # 7 more than today
+    assert m["recall_at_1"] >= 0.86  # 0.033 (13 questions) below today
+    assert m["recall_at_5"] >= 0.975  # 0.020 (8 questions) below
+    assert m["mrr_at_10"] >= 0.91  # 0.029 below
+    assert m["highlight_at_1"] >= 0.80  # 0.039 (15 questions) below
+    assert m["abstained_answerable"] <= 0.025  # 6 more than today
