@@ -98,23 +98,36 @@ class ConversationMetrics:
         return metrics_table(self)
 
 
-def read_conversations(path: Path) -> list[Conversation]:
-    """Conversations from JSON Lines: `id`, `turns`: [{"question", "answers"}, ...]."""
+class _Invalid(ValueError):
+    """A record that parses but cannot be used; the message says why."""
+
+
+def _read_records(path: Path, kind: str, parse):
+    """`parse(record)` for each JSON line of `path`; a bad line is a ConfigError naming it."""
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            turns = tuple(Question(f"{record['id']}#{i}", t["question"],
-                                   tuple(t.get("answers") or ()), t.get("article"))
-                          for i, t in enumerate(record["turns"], start=1))
+            out.append(parse(json.loads(line)))
+        except _Invalid as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}:{number} is not a conversation record ({exc})") from None
-        if not turns:
-            raise ConfigError(f"{path}:{number}: a conversation needs at least one turn")
-        out.append(Conversation(str(record["id"]), turns))
+            raise ConfigError(f"{path}:{number} is not a {kind} record ({exc})") from None
     return out
+
+
+def read_conversations(path: Path) -> list[Conversation]:
+    """Conversations from JSON Lines: `id`, `turns`: [{"question", "answers"}, ...]."""
+    def conversation(record: dict) -> Conversation:
+        turns = tuple(Question(f"{record['id']}#{i}", t["question"],
+                               tuple(t.get("answers") or ()), t.get("article"))
+                      for i, t in enumerate(record["turns"], start=1))
+        if not turns:
+            raise _Invalid("a conversation needs at least one turn")
+        return Conversation(str(record["id"]), turns)
+
+    return _read_records(path, "conversation", conversation)
 
 
 def holds_conversations(path: Path) -> bool:
@@ -131,17 +144,9 @@ def holds_conversations(path: Path) -> bool:
 
 def read_questions(path: Path) -> list[Question]:
     """Questions from JSON Lines: `id`, `question`, optional `answers`, `article`."""
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            out.append(Question(str(record["id"]), record["question"],
-                                tuple(record.get("answers") or ()), record.get("article")))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}:{number} is not a question record ({exc})") from None
-    return out
+    return _read_records(path, "question", lambda record: Question(
+        str(record["id"]), record["question"], tuple(record.get("answers") or ()),
+        record.get("article")))
 
 
 def asked_on(question_id: str) -> date | None:
