@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -125,7 +127,23 @@ def open_reranker(settings) -> ReaderReranker | None:
     """
     if not settings.reranker:
         return None
-    from qa.reader.model import MODEL_DIR, Reader
+    from qa.reader.model import GRAPH, MODEL_DIR
 
-    return ReaderReranker(Reader(settings.reader_model or MODEL_DIR),
+    folder = Path(settings.reader_model or MODEL_DIR).resolve()
+    try:
+        stamp = (folder / GRAPH).stat()
+        version = (stamp.st_mtime_ns, stamp.st_size)
+    except OSError:
+        version = None  # Reader names the missing file
+    return ReaderReranker(_reader(folder, version),
                           ReadingPlan(sentences=settings.reader_sentences))
+
+
+@lru_cache(maxsize=4)
+def _reader(folder: Path, version: tuple[int, int] | None):
+    """One Reader per graph file and version: every Retriever a process opens (the page
+    reopens one after each rebuild) shares it instead of hashing and loading 22 MiB again.
+    A replaced file has another version and is loaded (and checked) anew."""
+    from qa.reader.model import Reader
+
+    return Reader(folder)
