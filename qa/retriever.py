@@ -202,13 +202,13 @@ class Retriever:
         generation = self.generation
         allowed = None
         if filters is not None and filters.active:
-            allowed = generation.db.passage_ids_where(
+            allowed = generation.db.passage_mask_where(
                 article_ids=filters.articles, titles=filters.articles,
                 date_from=filters.date_from, date_to=filters.date_to, undated=filters.undated,
             )
         asked = [i for i, q in enumerate(cleaned) if q]
         results: list[list[Hit]] = [[] for _ in cleaned]
-        if not asked or (allowed is not None and allowed.size == 0):
+        if not asked or (allowed is not None and not allowed.any()):
             return results
         query_vectors = self.embedder.encode([cleaned[i] for i in asked])
         n = max(self.settings.candidates, k)

@@ -27,7 +27,7 @@ QUERY_SIDE = ["qa", "qa.types", "qa.config", "qa.errors", "qa.dates", "qa.retrie
               "qa.embed.late", "qa.reader", "qa.reader.model", "qa.reader.rerank",
               "qa.index", "qa.index.layout", "qa.index.manifest", "qa.index.generation",
               "qa.index.live", "qa.index.dense", "qa.index.vectors", "qa.index.lexical",
-              "qa.index.db"]
+              "qa.index.db", "qa.index.selection"]
 # Package -> the qa packages and modules it may not import (directly or through others).
 FORBIDDEN = {
     # Storage only: no corpus files, no chunking, no models, no pipeline.

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from qa.index.selection import as_mask
+
 
 class DenseBackend(Protocol):
     """Inner-product search over L2-normalised vectors whose ids are passage ids."""
@@ -26,7 +28,8 @@ class DenseBackend(Protocol):
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (len(queries), k), best first; missing results id -1."""
+        """(scores, ids) of shape (len(queries), k), best first; missing results id -1.
+        `allowed`: passage ids, or a bool mask over them (qa.index.selection)."""
         ...
 
     def save(self, path: Path) -> None: ...
@@ -199,21 +202,19 @@ class FaissDense:
 
         if allowed is None:
             return self._index.search(queries, k)
-        allowed = np.asarray(allowed, dtype=np.int64)
-        allowed = allowed[(allowed >= 0) & (allowed < self.size)]
-        if allowed.size == 0:
+        mask = as_mask(allowed, self.size)
+        kept = int(np.count_nonzero(mask))
+        if kept == 0:
             return (np.full((len(queries), k), -np.inf, np.float32),
                     np.full((len(queries), k), -1, np.int64))
         # A bitmap selector: O(n / 8) to build, O(1) per test, whatever the filter's size.
-        mask = np.zeros(self.size, dtype=bool)
-        mask[allowed] = True
         bitmap = np.packbits(mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(self.size, faiss.swig_ptr(bitmap))
         if self._ivf_part is not None:
             # The filter keeps a share of the vectors: probe that many times more lists so a
             # filtered search sees as many allowed vectors as an unfiltered one sees vectors
             # (a small filter scans every list: exact within the filter).
-            share = np.count_nonzero(mask) / self.size
+            share = kept / self.size
             nprobe = min(self._ivf_part.nlist, math.ceil(self._ivf_part.nprobe / share))
             params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
         elif self._hnsw_part is not None:

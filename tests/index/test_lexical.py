@@ -79,12 +79,14 @@ def test_search_equals_brute_force_bm25(corpus, question):
     assert np.array_equal(ids, want_ids)
 
 
+@pytest.mark.parametrize("as_mask", [False, True], ids=["ids", "mask"])
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_filtered_search_equals_brute_force_within_the_filter(corpus, question):
+def test_filtered_search_equals_brute_force_within_the_filter(corpus, question, as_mask):
     texts, tokens, index = corpus
     allowed = np.arange(1, len(texts), 3)
     truth = brute_force(tokens, tokenize([question])[0])
-    scores, ids = index.search(question, 5, allowed)
+    given = np.isin(np.arange(len(texts)), allowed) if as_mask else allowed
+    scores, ids = index.search(question, 5, given)
     assert set(ids.tolist()) <= set(allowed.tolist())
     want_scores, want_ids = expected_top(truth, 5, allowed)
     assert np.allclose(scores, want_scores, rtol=1e-5)
@@ -236,3 +238,22 @@ def test_threshold_top_k_equals_top_k_of_every_score(squad_twice, k, monkeypatch
     # The shortcut really ran (else this test would prove nothing); at k=50 the rarest
     # term is in fewer than 50 of these 4,000 passages for most questions.
     assert sum(shortcut) >= (100 if k <= 10 else 15), (sum(shortcut), compared)
+
+
+def test_the_threshold_shortcut_within_a_filter_equals_ranking_the_filter():
+    """A rare term held by a tenth of the passages takes the shortcut; the filter must bound
+    the k-th best with its own holders only."""
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    texts = [" ".join(rng.choice(words, 12)) + (" rareterm" * int(rng.integers(1, 4))
+                                                  if i % 10 == 0 else "")
+             for i in range(600)]
+    index = LexicalIndex.build(texts)
+    tokens = tokenize(texts)
+    mask = rng.random(len(texts)) < 0.5
+    for question in ("rareterm w1 w2", "rareterm w7", "w3 w4 rareterm w5"):
+        truth = brute_force(tokens, tokenize([question])[0])
+        scores, ids = index.search(question, 8, mask)
+        want_scores, want_ids = expected_top(truth, 8, np.flatnonzero(mask))
+        assert np.array_equal(ids, want_ids)
+        assert np.allclose(scores, want_scores, rtol=1e-5)
