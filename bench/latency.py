@@ -10,8 +10,8 @@ torch model). Reported per size: load time, p50/p99 of the whole answer and of i
 part's share of the answer time, the p50 of a bare fp32 `SentenceTransformer.encode` of
 one question in the same process (all threads, as a user would call it, and one thread),
 a date-filtered query's p50 (and its recall@10 against an exact filtered search), peak
-memory (ru_maxrss, plus the anonymous/file-backed split at the end), index size on disk, and recall@10 of the hybrid ranking against the same ranking
-with an exact FAISS index. At the end, issue 13's two ratios: p50 at the largest size over
+memory (ru_maxrss, plus the anonymous/file-backed split at the end), index size on disk,
+and recall@10 of the hybrid ranking against the same ranking with an exact FAISS index. At the end, issue 13's two ratios: p50 at the largest size over
 the bare encode's p50, and over p50 at the smallest size.
 
     python bench/latency.py                          # 10k, 100k, 1M passages, hybrid
