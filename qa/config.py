@@ -108,6 +108,12 @@ class Settings:
     # every seed_dev question answer and the off-topic ones abstain.
     reader_abstain_threshold: float = 0.05
     reader_confident_threshold: float = 0.5
+    # A question without time words favours newer articles when scores are close: a hit
+    # gains recency_weight * 2^(-age / recency_half_life_days), its article's age counted
+    # back from the day asked (as_of). Undated articles and ones dated after that day gain
+    # nothing and lose nothing. 0 turns it off.
+    recency_weight: float = 0.0
+    recency_half_life_days: float = 30.0
     # Quotes per article before other articles get a turn; more fill the rest of the k
     # (a one-article corpus still shows k quotes). 3 cost squad-dev recall@5 0.978 -> 0.974
     # (its answers sit in one article); 5 keeps 0.978, realtimeqa-dev moves by one question.
@@ -151,10 +157,13 @@ class Settings:
         if not isinstance(self.reranker, bool):
             raise ConfigError(f"reranker must be True or False, got {self.reranker!r}")
         for name in ("abstain_threshold", "confident_threshold", "reader_abstain_threshold",
-                     "reader_confident_threshold"):
+                     "reader_confident_threshold", "recency_weight", "recency_half_life_days"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
+        if self.recency_weight < 0 or self.recency_half_life_days <= 0:
+            raise ConfigError("recency_weight must be >= 0 and recency_half_life_days > 0, got "
+                              f"{self.recency_weight!r} and {self.recency_half_life_days!r}")
         if self.overlap_sentences < 0:
             raise ConfigError(f"overlap_sentences must be >= 0, got {self.overlap_sentences}")
         if self.mode not in MODES:

@@ -193,10 +193,11 @@ class Retriever:
     def _search_batch(
         self, questions: Sequence[str], k: int | None = None, *, mode: Mode | None = None,
         filters: Filters | None = None, read_as: Sequence[tuple[str, ...]] | None = None,
+        asked_on: date | None = None,
     ) -> list[list[Hit]]:
         """search_batch; `read_as[i]` is what the reader reads with the sentences found for
         `questions[i]` (a follow-up is found with its context; a sentence counts by its
-        best reading)."""
+        best reading). With `asked_on`, newer articles get the recency prior (settings)."""
         k, mode = self._check(k, mode)
         cleaned = [self._check_question(q) for q in questions]
         generation = self.generation
@@ -226,13 +227,14 @@ class Retriever:
             candidates = list(dict.fromkeys(candidates))
             results[i] = self._rank(
                 generation, cleaned[i], query_vectors[row], candidates, lexical_by_id, mode, k,
-                read_as[i] if read_as else (cleaned[i],),
+                read_as[i] if read_as else (cleaned[i],), asked_on,
             )
         return results
 
     def _rank(
         self, generation: Generation, question: str, query: np.ndarray, candidates: list[int],
         lexical_by_id: dict[int, float], mode: Mode, k: int, read_as: tuple[str, ...],
+        asked_on: date | None = None,
     ) -> list[Hit]:
         """The k best candidates, best first: gathers their features, scoring ranks them."""
         found = _gather(generation, question, query, candidates, lexical_by_id)
@@ -259,7 +261,18 @@ class Retriever:
         ]
         if self.reranker is not None:
             hits = self.reranker.rerank(read_as, hits)
+        if asked_on is not None and self.settings.recency_weight > 0:
+            hits = self._favour_recent(hits, asked_on)
         return hits[:k]
+
+    def _favour_recent(self, hits: list[Hit], asked_on: date) -> list[Hit]:
+        """The hits re-ordered with the recency prior added to their scores."""
+        prior = scoring.recency([h.passage.date for h in hits], asked_on,
+                                self.settings.recency_half_life_days)
+        weight = self.settings.recency_weight
+        lifted = [dataclasses.replace(h, score=h.score + weight * float(p)) if p else h
+                  for h, p in zip(hits, prior)]
+        return sorted(lifted, key=lambda h: -h.score)
 
     def answer(self, question: str, k: int | None = None, *, mode: Mode | None = None,
                filters: Filters | None = None,
@@ -291,22 +304,25 @@ class Retriever:
             if any(quote.date for quote in answer.quotes):
                 label = TimeFrame(*dates).label
                 return dataclasses.replace(answer, read_time=label)
-        return self._answer(question, k, mode, filters, history)
+        # Only a question that says nothing about time leans towards the latest news.
+        return self._answer(question, k, mode, filters, history,
+                            asked_on=None if time.bounded else today)
 
     def _answer(self, question: str, k: int, mode: Mode, filters: Filters | None,
-                history: Sequence[tuple[str, Answer]]) -> Answer:
+                history: Sequence[tuple[str, Answer]], asked_on: date | None = None) -> Answer:
         from qa.answer import build_answer, relevance_of
 
         # Fetch extra hits: merging overlaps and the per-article cap can drop some.
         fetch = min(k * 3, max(k, self.settings.max_k))
-        alone = build_answer(question, self.search(question, fetch, mode=mode, filters=filters),
-                             k, self.settings)
+        hits = self._search_batch([question], fetch, mode=mode, filters=filters,
+                                  asked_on=asked_on)[0]
+        alone = build_answer(question, hits, k, self.settings)
         reading = read_in_context(self._check_question(question), history)
         if not reading.in_context:
             return alone
         search = reading.search[:self.settings.max_question_chars]
         hits = self._search_batch([search], fetch, mode=mode, filters=filters,
-                                  read_as=[reading.reader_questions])[0]
+                                  read_as=[reading.reader_questions], asked_on=asked_on)[0]
         in_context = build_answer(question, hits, k, self.settings)
         # A fragment ("And Baidu?") means nothing alone. Otherwise the reading with context
         # must answer better than the question alone, by a margin: an unrelated first turn,

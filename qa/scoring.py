@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
@@ -285,6 +286,24 @@ def rank_scores(
     sentences[rows] += weights.answer_type * bonus
     fused = fuse(dense, best_per_passage(sentences, owner, len(dense)), lexical, mode, weights)
     return fused, sentences
+
+
+def recency(dates: Sequence[str | None], today: date, half_life_days: float) -> np.ndarray:
+    """Per article date, 2^(-age in days / half_life_days) in (0, 1]: 1 for today's.
+
+    An undated article, an unreadable date or one after `today` (not yet published when
+    the question was asked) gets 0: a prior may lift what it knows is recent, never bury
+    what it knows nothing about.
+    """
+    out = np.zeros(len(dates), dtype=np.float32)
+    for i, text in enumerate(dates):
+        try:
+            age = (today - date.fromisoformat((text or "")[:10])).days
+        except ValueError:
+            continue
+        if age >= 0:
+            out[i] = 0.5 ** (age / half_life_days)
+    return out
 
 
 def top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -136,3 +136,28 @@ def test_the_dates_searched_for_time_words(question, expected):
 
     today = date(2025, 3, 10)
     assert article_dates(read_time(question, today), today) == expected
+
+
+def test_the_recency_prior_lifts_newer_articles_and_never_buries_undated_ones():
+    from datetime import date
+
+    plain = dated_retriever()
+    question = "What happened to the harbour wall of Tarnby?"
+    before = [h.passage.article_id for h in plain.search(question, k=3)]
+    prior = Retriever(plain.index, plain.embedder,
+                      dataclasses.replace(plain.settings, recency_weight=10.0))
+    # Asked in mid-2023, the 2023 report is the latest there was.
+    order = [q.article_id for q in prior.answer(question, k=3, as_of=date(2023, 6, 1)).quotes]
+    assert order[0] == "wall-2023" and before[0] != "wall-2023"
+    asked = date(2024, 6, 1)
+    # The older dated report gains less; the undated one keeps its plain score.
+    scores = {h.passage.article_id: h.score for h in plain.search(question, k=3)}
+    lifted = {h.passage.article_id: h.score
+              for h in prior._search_batch([question], 3, asked_on=asked)[0]}
+    assert lifted["wall-None"] == scores["wall-None"]
+    assert lifted["wall-2024"] - scores["wall-2024"] > lifted["wall-2023"] - scores["wall-2023"] > 0
+    # A question with time words is filtered instead; asked before 2024, the 2024 report
+    # is news from the future and gains nothing.
+    early = {h.passage.article_id: h.score
+             for h in prior._search_batch([question], 3, asked_on=date(2023, 6, 1))[0]}
+    assert early["wall-2024"] == scores["wall-2024"]

@@ -181,3 +181,18 @@ def test_the_cue_is_asked_only_for_the_leading_candidates():
     rank_scores(dense, dense.copy(), np.zeros(n), np.arange(n), np.zeros(n), "hybrid",
                 lambda rows: asked.append(sorted(rows.tolist())) or np.zeros(len(rows)))
     assert asked == [list(range(CUE_CANDIDATES))]
+
+
+def test_recency_halves_every_half_life_and_knows_nothing_of_undated_or_future_articles():
+    from datetime import date
+
+    from qa.scoring import recency
+
+    today = date(2025, 3, 31)
+    got = recency(["2025-03-31", "2025-03-01", "2025-01-30", None, "2025-04-02", "soon",
+                   "2025-03-01T08:00:00"], today, 30)
+    assert got[0] == 1.0
+    assert math.isclose(got[1], 0.5 ** (30 / 30), rel_tol=1e-6)
+    assert math.isclose(got[2], 0.25, rel_tol=1e-6)
+    assert got[3] == got[4] == got[5] == 0.0
+    assert got[6] == got[1]
