@@ -22,9 +22,10 @@ TOKENIZER = "tokenizer.json"
 ABOUT = "reader.json"
 # Bumped when the graph's inputs or outputs change meaning.
 FORMAT_VERSION = 1
-# Pairs scored in one run of the graph: enough for one question's candidates, few enough
-# that padding to the longest pair costs little.
-BATCH = 32
+# Pairs scored in one run of the graph, shortest first: each run pads to its longest pair.
+# 24 seed pairs on 2 threads took 115 ms in runs of 12, 146 ms in one run (8: 117, 16:
+# 122; medians of 24 timings); bench/latency.py's reader stage shows it end to end.
+BATCH = 12
 
 
 @dataclass(frozen=True, slots=True)
