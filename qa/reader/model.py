@@ -22,10 +22,12 @@ TOKENIZER = "tokenizer.json"
 ABOUT = "reader.json"
 # Bumped when the graph's inputs or outputs change meaning.
 FORMAT_VERSION = 1
-# Pairs scored in one run of the graph, shortest first: each run pads to its longest pair.
-# 24 seed pairs on 2 threads took 115 ms in runs of 12, 146 ms in one run (8: 117, 16:
-# 122; medians of 24 timings); bench/latency.py's reader stage shows it end to end.
-BATCH = 12
+# Pairs scored in one run of the graph: enough for one question's candidates, few enough
+# that padding to the longest pair costs little. The int8 graph quantises activations per
+# run, so a pair's probability moves by a few hundredths with its run-mates: runs of 12
+# read 24 pairs ~20% faster but moved a follow-up out of the top 5, so every quality
+# figure is measured with one run per question, as here.
+BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
