@@ -22,10 +22,14 @@ _CONTINUATION = re.compile(
 )
 # Words that stand for something said before. "it" and "that" also occur without a
 # referent ("is it true that..."): reading such a question with context is harmless,
-# because the answer read alone is kept whenever it is as good (see qa.retriever).
+# because the answer read alone is kept unless the context makes a clear difference
+# (qa.retriever.FOLLOWUP_MARGIN).
 _PRONOUN = re.compile(
-    r"\b(they|them|their|theirs|it|its|he|him|his|she|her|hers|these|those|this|that|"
-    r"there|then|the same|each other)\b",
+    r"\b(they|them|their|theirs|it|its|he|him|his|she|her|hers|there|then|the same|"
+    r"each other|"
+    # "this week", "that year": a time of the question's own, not something said before.
+    r"(?:these|those|this|that)(?!\s+(?:week|weekend|month|year|season|morning|afternoon|"
+    r"evening|night|spring|summer|fall|autumn|winter|decade|century|quarter)s?\b))\b",
     re.IGNORECASE,
 )
 # A question made of a question word alone ("Why?", "Since when?", "Where was that?").
@@ -36,6 +40,11 @@ _WORD = re.compile(r"[\w'’-]+")
 # Capitalised words that are not names: question words and sentence starters.
 _NOT_NAMES = frozenset("""a an the and or but so what which who whom whose when where why
 how is are was were do does did can could will would should has have had i""".split())
+
+
+# How many of the earlier answer's first quotes name the articles a follow-up that could
+# stand alone must answer from to be read with it.
+EARLIER_QUOTES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,9 @@ class Reading:
     reader_questions: tuple[str, ...]
     leans_on: str | None = None
     fragment: bool = False
+    # The articles the earlier answer quoted first: a question that could stand alone is
+    # read with its context only while, read alone, it quotes one of them (qa.retriever).
+    earlier_articles: frozenset[str] = frozenset()
 
     @property
     def in_context(self) -> bool:
@@ -139,4 +151,6 @@ def read_in_context(question: str, history: Sequence[tuple[str, Answer]]) -> Rea
     # for?") are clear once their candidates are about the right thing.
     return Reading(question, f"{question} {before} {sentence}",
                    (f"{before} {question}", question), earlier,
-                   fragment=bool(continuation or _BARE.match(question)))
+                   fragment=bool(continuation or _BARE.match(question)),
+                   earlier_articles=frozenset(
+                       q.article_id for q in answer.quotes[:EARLIER_QUOTES]))

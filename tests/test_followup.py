@@ -33,6 +33,10 @@ def test_questions_that_lean_on_the_turn_before(question):
     "What hardware did the US export bans target?",
     "Which platform did Huawei unveil as a rival to Nvidia?",
     "How many megawatts does the Kelpwater tidal array produce?",
+    # A time of the question's own is not something said before.
+    "Which city was monitoring water supplies this week after a spill?",
+    "What did the council decide that year about the harbour wall?",
+    "Who scored in the final game this weekend?",
 ])
 def test_questions_that_stand_alone(question):
     assert not needs_context(question)
@@ -72,6 +76,8 @@ def test_a_pronoun_is_read_with_the_earlier_question_and_its_highlighted_sentenc
     assert reading.reader_questions == (f"{earlier} Which of them makes chips?",
                                         "Which of them makes chips?")
     assert not reading.fragment  # a whole question: kept only when it answers better
+    # ... and only while it stays on the articles the earlier answer quoted (qa.retriever)
+    assert reading.earlier_articles == {"seed"}
 
 
 def test_it_leans_on_the_latest_turn_that_found_something():

@@ -152,6 +152,21 @@ def test_realtimeqa_slice_keeps_its_floors(tmp_path):
     assert m["mrr_at_10"] >= 0.56  # 0.015 below: one question found first lost
     assert m["highlight_at_1"] >= 28 / 67  # one below
     assert m["abstained_answerable"] <= 2 / 67  # one more than today
+    # A question that stands on its own is answered as if it came first, also when it holds
+    # a word that could lean on a turn before ("its", "these"): after an unrelated turn,
+    # the same quotes and highlights, never read with that turn.
+    from qa.followup import needs_context
+
+    retriever = Retriever.open(Settings(index_dir=tmp_path / "index"))
+    first = "Who won the 2018 FIFA World Cup?"
+    history = ((first, retriever.answer(first)),)
+    leaning = [q["question"] for q in read_jsonl(questions) if needs_context(q["question"])]
+    assert len(leaning) >= 10
+    for question in leaning:
+        alone, after = retriever.answer(question), retriever.answer(question, history=history)
+        assert after.read_with is None, question
+        assert [(q.article_id, q.start, q.highlights) for q in after.quotes or after.closest] == [
+            (q.article_id, q.start, q.highlights) for q in alone.quotes or alone.closest]
 
 
 def test_squad_slice_keeps_its_floors(tmp_path):

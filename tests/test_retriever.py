@@ -161,3 +161,24 @@ def test_the_recency_prior_lifts_newer_articles_and_never_buries_undated_ones():
     early = {h.passage.article_id: h.score
              for h in prior._search_batch([question], 3, asked_on=date(2023, 6, 1))[0]}
     assert early["wall-2024"] == scores["wall-2024"]
+
+
+def test_a_question_that_could_stand_alone_leans_only_on_a_turn_about_its_articles(retriever):
+    searched = []
+    counting = Retriever(retriever.index, retriever.embedder, retriever.settings)
+    search = counting._search_batch
+    counting._search_batch = lambda *a, **kw: searched.append(a[0]) or search(*a, **kw)
+    first = "What did the council of Alpha vote to rebuild?"
+    history = ((first, counting.answer(first, k=1)),)
+    assert history[0][1].quotes[0].article_id == "alpha.txt"
+    # "its" has its own referent, and read alone the question quotes another article: it
+    # is answered alone, without a second search with the council's words.
+    searched.clear()
+    question = "Which bakery won the bread prize for its rye loaf?"
+    after = counting.answer(question, k=1, history=history)
+    assert len(searched) == 1 and after.read_with is None
+    assert after.quotes[0].article_id == "gamma.txt"
+    # A pronoun question that stays on the harbour article is also read with the turn.
+    searched.clear()
+    counting.answer("How long should the work on it last?", k=1, history=history)
+    assert len(searched) == 2
