@@ -35,6 +35,7 @@ _PRONOUN = re.compile(
 # A question made of a question word alone ("Why?", "Since when?", "Where was that?").
 _BARE = re.compile(r"^\s*(?:and\s+)?(?:why|when|where|how|who|what|since when|how come|"
                    r"how many|how much|which one)\b[\w\s']{0,20}\??\s*$", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _QUESTION_WORD = re.compile(r"\b(who|whom|whose|what|which|when|where|why|how)\b", re.I)
 _WORD = re.compile(r"[\w'’-]+")
 # Capitalised words that are not names: question words and sentence starters.
@@ -80,7 +81,7 @@ def standing_alone(question: str) -> Reading:
 def needs_context(question: str) -> bool:
     """Does the question lean on what came before: a continuation ("And Baidu?"), a bare
     question word ("Why?"), or a word that stands for something said before?"""
-    return bool(_CONTINUATION.match(question) or _BARE.match(question)
+    return bool(_CONTINUATION.match(question) or is_bare(question)
                 or _PRONOUN.search(question))
 
 
@@ -92,6 +93,13 @@ def names(text: str) -> list[tuple[int, int]]:
         if m.start() and word[:1].isupper() and word.lower() not in _NOT_NAMES:
             out.append((m.start(), m.end()))
     return out
+
+
+def is_bare(question: str) -> bool:
+    """A question word with a few words and nothing it is about: "Why?", "Where was
+    that?". A short question that names something ("Who won Super Bowl 50?", "What does
+    AFC stand for?") stands on its own."""
+    return bool(_BARE.match(question)) and not names(question) and not _DIGIT.search(question)
 
 
 def names_span(text: str) -> tuple[int, int] | None:
@@ -151,6 +159,6 @@ def read_in_context(question: str, history: Sequence[tuple[str, Answer]]) -> Rea
     # for?") are clear once their candidates are about the right thing.
     return Reading(question, f"{question} {before} {sentence}",
                    (f"{before} {question}", question), earlier,
-                   fragment=bool(continuation or _BARE.match(question)),
+                   fragment=bool(continuation or is_bare(question)),
                    earlier_articles=frozenset(
                        q.article_id for q in answer.quotes[:EARLIER_QUOTES]))

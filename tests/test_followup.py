@@ -37,6 +37,8 @@ def test_questions_that_lean_on_the_turn_before(question):
     "Which city was monitoring water supplies this week after a spill?",
     "What did the council decide that year about the harbour wall?",
     "Who scored in the final game this weekend?",
+    # Short, but about something named.
+    "Who won Super Bowl 50?", "What does AFC stand for?",
 ])
 def test_questions_that_stand_alone(question):
     assert not needs_context(question)
