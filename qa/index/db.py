@@ -40,7 +40,7 @@ class ArticleInfo:
     passages: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ArticleSpans:
     """Every article's date and passage-id range (first..last), one row per article."""
 
@@ -283,7 +283,7 @@ class PassageDB:
         )
         return {r[0] for r in rows}
 
-    def article_spans(self) -> "ArticleSpans":
+    def article_spans(self) -> ArticleSpans:
         """Every article's date and passage-id range, read once (a generation never
         changes). A build gives each article's passages consecutive ids, so one range per
         article describes them."""

@@ -193,7 +193,11 @@ class LexicalIndex:
             holders = holders[mask[holders]]
         # Worth it only when the rarest term's passages are few next to the corpus.
         if len(holders) < k or len(holders) * 4 >= self._num_docs:
-            return top_k(scores, k)
+            if mask is None:
+                return top_k(scores, k)
+            # A narrow filter leaves few scores above zero: rank only those.
+            scored = np.flatnonzero(scores)
+            return top_k(scores[scored], k, scored)
         bound = float(np.partition(scores[holders], len(holders) - k)[len(holders) - k])
         if not bound > 0:  # BM25 scores are positive; anything else: no shortcut
             return top_k(scores, k)
