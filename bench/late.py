@@ -1,0 +1,53 @@
+"""Late-chunked sentence vectors against the default two passes, reader on, every set.
+
+    python bench/late.py [--squad-every 9]
+
+Builds each set's index a second time with `sentence_vectors="late"` (under
+bench/results/late-*, reused on later runs) and asks every question of every set through
+`Retriever.answer` on both (squad-dev every 9th question, as bench/reader.py --limit 600).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import RESULTS  # noqa: E402
+from bench.quality import SETS  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.eval import eval_index_dir, evaluate, prepare_retriever, read_questions  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--squad-every", type=int, default=9)
+    args = parser.parse_args()
+    print("| set | vectors | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained |")
+    print("|---|---|---|---|---|---|---|")
+    for kind in ("separate", "late"):
+        retrievers = {}
+        for eval_set in SETS:
+            if eval_set.articles not in retrievers:
+                settings = (Settings(index_dir=RESULTS / f"late-{eval_set.index}",
+                                     sentence_vectors="late") if kind == "late"
+                            else Settings(index_dir=eval_index_dir(eval_set.articles,
+                                                                   Settings())))
+                retrievers[eval_set.articles] = prepare_retriever(eval_set.articles, settings)
+            questions = read_questions(eval_set.questions)
+            if eval_set.name == "squad-dev":
+                questions = questions[::args.squad_every]
+            m = evaluate(retrievers[eval_set.articles], questions)
+            if m.answerable:
+                print(f"| {eval_set.name} ({m.answerable}) | {kind} | {m.recall_at_1:.3f} | "
+                      f"{m.recall_at_5:.3f} | {m.mrr_at_10:.3f} | {m.highlight_at_1:.3f} | "
+                      f"{m.abstained_answerable:.3f} |", flush=True)
+            else:
+                print(f"| {eval_set.name} ({m.unanswerable}) | {kind} | | | | | "
+                      f"{m.abstain_recall:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
