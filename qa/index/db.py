@@ -226,7 +226,7 @@ class PassageDB:
     ) -> np.ndarray:
         """Ids (int64, ascending) of the passages `passage_mask_where` keeps."""
         return np.flatnonzero(self.passage_mask_where(
-            article_ids, titles, date_from, date_to, undated)).astype(np.int64)
+            article_ids, titles, date_from, date_to, undated))
 
     def passage_mask_where(
         self, article_ids: Sequence[str] = (), titles: Sequence[str] = (),

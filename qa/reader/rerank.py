@@ -111,7 +111,6 @@ class ReaderReranker:
         out.sort(key=lambda h: -h.score)
         return out
 
-
     def _read(self, readings: tuple[str, ...], texts: list[str]) -> np.ndarray:
         """Each text's best probability over the readings."""
         if not texts:
