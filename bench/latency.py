@@ -262,6 +262,9 @@ def main() -> None:
                         help="questions for the bare SentenceTransformer.encode p50")
     parser.add_argument("--rerank", default="both", choices=["on", "off", "both"],
                         help="with the reader, without it, or both (default)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="ask every size this many times, in turn, and report the median "
+                             "of each round's ratios (the load here drifts within minutes)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -270,9 +273,11 @@ def main() -> None:
         return
 
     print(load_average(), flush=True)
-    results = []
-    for size, rerank in [(size, rerank) for size in args.sizes
-                         for rerank in (("off", "on") if args.rerank == "both" else (args.rerank,))]:
+    results, rounds = [], []
+    runs = [(size, rerank)
+            for rerank in (("off", "on") if args.rerank == "both" else (args.rerank,))
+            for size in args.sizes]
+    for round_number, (size, rerank) in enumerate(runs * args.rounds):
         import synthetic
 
         synthetic.build(size, factory=args.faiss or choose_factory(size))  # outside the worker
@@ -290,7 +295,10 @@ def main() -> None:
             print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"worker for {size} failed")
         result = json.loads(lines[-1][len("RESULT "):])
-        results.append(result)
+        if round_number < len(runs):
+            results.append(result)
+        else:
+            rounds.append(result)
         print(f"{size:,}, reader {rerank}: p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
               f"peak {result['peak_rss_mb']:,.0f} MiB", flush=True)
 
@@ -342,12 +350,34 @@ def main() -> None:
         if big is not small:
             print(f"  reader {rerank}: p50 at {big['size']:,} / p50 at {small['size']:,}: "
                   f"{big['p50'] / small['p50']:.2f}")
+    if rounds:
+        print_rounds(results + rounds, len(runs))
     print()
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
         f"file-backed {r['rss_end'].get('RssFile', 0):,.0f}" for r in results))
     save_result(f"latency-{args.mode}-{args.precision}-reader-{args.rerank}" + ("-prefetch" if args.prefetch else ""),
-                {"results": results})
+                {"results": results, "rounds": rounds})
+
+
+def print_rounds(every: list[dict], per_round: int) -> None:
+    """Each round's growth ratio and answer / bare encode ratio, and their medians: sizes
+    asked minutes apart see different loads, sizes asked in turn see about the same."""
+    print(f"\nby round ({len(every) // per_round} rounds, the sizes in turn in each):")
+    for rerank in dict.fromkeys(r["rerank"] for r in every):
+        runs = [r for r in every if r["rerank"] == rerank]
+        sizes = list(dict.fromkeys(r["size"] for r in runs))
+        small, big = sizes[0], sizes[-1]
+        by_round = [runs[i:i + len(sizes)] for i in range(0, len(runs), len(sizes))]
+        growth = [rs[-1]["p50"] / rs[0]["p50"] for rs in by_round]
+        over_bare = [rs[0]["p50"] / rs[0]["bare_p50"] for rs in by_round]
+        print(f"  reader {rerank}: p50 at {small:,} / bare encode p50: "
+              + ", ".join(f"{x:.2f}" for x in over_bare)
+              + f"; median {float(np.median(over_bare)):.2f}")
+        if big != small:
+            print(f"  reader {rerank}: p50 at {big:,} / p50 at {small:,}: "
+                  + ", ".join(f"{x:.2f}" for x in growth)
+                  + f"; median {float(np.median(growth)):.2f}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,9 @@ def write_db(
         conn.close()
 
 
+MMAP_BYTES = 1 << 34
+
+
 class PassageDB:
     """Read-only access to one generation's database, safe to share between threads."""
 
@@ -117,6 +120,10 @@ class PassageDB:
         self._conn = connection or sqlite3.connect(
             f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
+        # Read pages through a memory map rather than a read() call each: fetching a
+        # question's ~100 candidate passages at 1M passages took 3.8 ms instead of 5.3
+        # (10k: 3.0 vs 3.2). SQLite caps the size at its compiled maximum.
+        self._conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self._lock = threading.Lock()
         self._spans: ArticleSpans | None = None
 
