@@ -11,8 +11,10 @@ part's share of the answer time, the p50 of a bare fp32 `SentenceTransformer.enc
 one question in the same process (all threads, as a user would call it, and one thread),
 a date-filtered query's p50 (and its recall@10 against an exact filtered search), peak
 memory (ru_maxrss, plus the anonymous/file-backed split at the end), index size on disk,
-and recall@10 of the hybrid ranking against the same ranking with an exact FAISS index. At the end, issue 13's two ratios: p50 at the largest size over
-the bare encode's p50, and over p50 at the smallest size.
+and recall@10 of the hybrid ranking against the same ranking with an exact FAISS index.
+At the end, two ratios: p50 at the smallest size over the bare encode's p50, and p50 at
+the largest size over p50 at the smallest. `--rounds N` asks the sizes in turn N times
+and also prints each round's ratios and their medians (the load drifts within minutes).
 
     python bench/latency.py                          # 10k, 100k, 1M passages, hybrid
     python bench/latency.py --sizes 10000 --mode dense --questions 100
@@ -328,15 +330,16 @@ def main() -> None:
     print("share of the answer time (sum over the questions):")
     print(table(
         ["passages, reader", *STAGES, "rest"],
-        [[f"{r['size']:,} {r['rerank']}", *[f"{100 * r['shares'][s]:.0f}%" for s in (*STAGES, "rest")]]
-         for r in results],
+        [[f"{r['size']:,} {r['rerank']}",
+          *[f"{100 * r['shares'][s]:.0f}%" for s in (*STAGES, "rest")]] for r in results],
     ))
     print()
     print("bare fp32 SentenceTransformer.encode of one question, p50 / p99 ms:")
     print(table(
         ["passages, reader", "default threads", "1 thread", "answer p50 / bare p50",
          "answer p50 / bare 1-thread p50"],
-        [[f"{r['size']:,} {r['rerank']}", f"{r['bare_p50']:.1f} / {r['bare_p99']:.1f} ({r['bare_threads']})",
+        [[f"{r['size']:,} {r['rerank']}",
+          f"{r['bare_p50']:.1f} / {r['bare_p99']:.1f} ({r['bare_threads']})",
           f"{r['bare1_p50']:.1f} / {r['bare1_p99']:.1f}", f"{r['p50'] / r['bare_p50']:.2f}",
           f"{r['p50'] / r['bare1_p50']:.2f}"] for r in results],
     ))
@@ -356,8 +359,8 @@ def main() -> None:
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
         f"file-backed {r['rss_end'].get('RssFile', 0):,.0f}" for r in results))
-    save_result(f"latency-{args.mode}-{args.precision}-reader-{args.rerank}" + ("-prefetch" if args.prefetch else ""),
-                {"results": results, "rounds": rounds})
+    save_result(f"latency-{args.mode}-{args.precision}-reader-{args.rerank}"
+                + ("-prefetch" if args.prefetch else ""), {"results": results, "rounds": rounds})
 
 
 def print_rounds(every: list[dict], per_round: int) -> None:
