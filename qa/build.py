@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import ChunkSettings, Settings, chunk_settings_for
-from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder
+from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder, workers_kept
 from qa.errors import ConfigError, CorpusError, IndexWriteError
 from qa.index import layout
 from qa.index.db import PassageRow
@@ -334,8 +334,9 @@ def build_index(
             return BuildReport.of(live, corpus, previous.manifest.counts.passages,
                                   plan.stats(full, None), started, before, up_to_date=True)
 
-        embedded = embed_articles(embedder, plan.fresh, chunking, progress,
-                                  settings.sentence_vectors)
+        with workers_kept(embedder):  # a Ray cluster's actors load the model once
+            embedded = embed_articles(embedder, plan.fresh, chunking, progress,
+                                      settings.sentence_vectors)
         assembled = assemble(corpus.articles, plan.kept_ids, previous, embedded)
         stats = plan.stats(full, embedded)
         dense = DenseInfo(DEFAULT_BACKEND,

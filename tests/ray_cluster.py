@@ -168,10 +168,10 @@ class LocalRayCluster:
         return [(pid, cmdline(pid)) for pid in session_members([self.sids[node]])]
 
     def actor_pids(self, node: int | None = None) -> list[int]:
-        """Ray Data's model actors (worker processes titled ray::MapWorker...)."""
+        """Verbatim's model actors (worker processes titled ray::EmbedActor...)."""
         nodes = range(len(self.sids)) if node is None else [node]
         return [pid for n in nodes for pid, cmd in self.node_processes(n)
-                if cmd.startswith("ray::MapWorker")]
+                if cmd.startswith("ray::EmbedActor")]
 
     def stop(self, grace: float = 5.0) -> list[int]:
         """End every process of this cluster's sessions; the pids still alive (none)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -65,6 +66,19 @@ class ExportsQuestionModel(Protocol):
     """An embedder that can export its model for the ONNX question encoder."""
 
     def export_question_model(self, index_dir: Path) -> bool: ...
+
+
+@runtime_checkable
+class KeepsWorkers(Protocol):
+    """An embedder with workers that can stay up between encode calls (a Ray cluster's
+    model actors): `keep_workers()` is a context manager that keeps them for its block."""
+
+    def keep_workers(self) -> AbstractContextManager: ...
+
+
+def workers_kept(embedder: Embedder) -> AbstractContextManager:
+    """The embedder's workers kept for a block (a build's passes), if it has any."""
+    return embedder.keep_workers() if isinstance(embedder, KeepsWorkers) else nullcontext()
 
 
 def bundled_model_path() -> Path:

@@ -13,7 +13,7 @@ import time
 
 from qa.errors import ClusterError, ConfigError
 
-RAY_REQUIREMENT = "ray[data]==2.60.0"
+RAY_REQUIREMENT = "ray==2.60.0"
 INSTALL_HINT = f"pip install 'verbatim-qa[ray]' (or pip install '{RAY_REQUIREMENT}')"
 # Long enough for a connect across a data centre, short enough that a wrong address is
 # an error before the user wonders whether it hangs.
@@ -27,7 +27,6 @@ def import_ray():
     """The ray module, or a ConfigError that says how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401  (the pipeline needs Ray Data, not just Ray core)
     except ImportError as exc:
         raise ConfigError(
             f"--engine ray needs Ray, which is not installed here ({exc.name or exc}): "
@@ -196,14 +195,6 @@ def gist(exc: BaseException) -> str:
     return line if line.startswith(name) else f"{name}: {line}"
 
 
-def quiet_ray_data() -> None:
-    """Our tqdm bar reports progress; Ray Data's own bars and INFO lines would garble it."""
-    from ray.data import DataContext
-
-    context = DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    for name in ("ray.data", "ray"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # It warns that the bars are off, which is the point.
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+def quiet_ray() -> None:
+    """Our tqdm bar reports progress; Ray's INFO lines would garble it."""
+    logging.getLogger("ray").setLevel(logging.WARNING)

@@ -3,10 +3,12 @@ in ray_connect.py only).
 
 The driver (the machine running `python -m qa index`) reads, chunks and counts tokens
 with its own copy of the model, exactly as a local build does; only `encode` is shipped:
-the texts go to a Ray Data pipeline whose model actors load the model once each and
-embed one block of texts per call. The vectors come back tagged with their row numbers,
-so the builder gets them in input order and writes the generation as usual, through the
-same crash-safe publish. Ray itself is an optional extra (`pip install .[ray]`).
+the texts go, one block per call, to a pool of model actors that load the model once
+each. A build keeps its pool for all its passes (passages, then sentences): the actors
+start and load the model once per build. An actor that dies is restarted by Ray and its
+block sent again. The vectors come back tagged with their row numbers, so the builder
+gets them in input order and writes the generation as usual, through the same crash-safe
+publish. Ray itself is an optional extra (`pip install .[ray]`).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +26,7 @@ import numpy as np
 from qa.config import Settings
 from qa.embed import Embedder, ExportsQuestionModel, OnProgress
 from qa.embed.ray_connect import (
-    CONNECT_SECONDS, auth_hint, gist, handshake, import_ray, probe, quiet_ray_data,
+    CONNECT_SECONDS, auth_hint, gist, handshake, import_ray, probe, quiet_ray,
     resolve_address, run_with_timeout,
 )
 from qa.errors import ClusterError, ConfigError
@@ -35,6 +38,9 @@ ENGINES: tuple[str, ...] = ("local", "ray")
 # over every actor and to report progress often.
 MAX_BLOCK = 256
 MIN_BLOCK = 16
+# Ray restarts a model actor that dies (a node lost, a process killed) this many times,
+# and sends its unfinished blocks again; past that the build fails with a ClusterError.
+ACTOR_RESTARTS = 3
 
 
 @dataclass(slots=True)
@@ -58,6 +64,8 @@ class RayStats:
     # rate of one actor, whatever the start-up and scheduling around it.
     busy_seconds: float = 0.0
     actors: int = 0
+    # Model actors started (each loads the model): a build's passes share them.
+    actors_started: int = 0
     nodes: set[str] = field(default_factory=set)
 
     def summary(self, address: str) -> str:
@@ -66,11 +74,12 @@ class RayStats:
         rate = f", {self.texts / self.seconds:,.1f} texts/s" if self.seconds else ""
         return (f"ray: {self.texts:,} texts embedded on the cluster ({address}) in "
                 f"{self.blocks} blocks by {self.actors} actors on {len(self.nodes)} "
-                f"node{'s' if len(self.nodes) != 1 else ''}{rate}")
+                f"node{'s' if len(self.nodes) != 1 else ''}{rate} "
+                f"({self.actors_started} model loads)")
 
 
 class EmbedActor:
-    """A Ray Data model actor: loads the model once, then embeds block after block.
+    """A model actor: loads the model once, then embeds block after block.
 
     It calls one embedder method per block (`method`, default "encode"), so a build
     that wants more from the same forward pass only changes which method is named.
@@ -94,14 +103,12 @@ class EmbedActor:
         self._call = getattr(self._embedder, method)
         self._node = node
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def embed(self, rows: np.ndarray,
+              texts: list[str]) -> tuple[np.ndarray, np.ndarray, str, float]:
+        """(rows, vectors, this actor's node, seconds inside the model) for one block."""
         started = time.perf_counter()
-        vectors = np.asarray(self._call(batch["text"].tolist()), dtype=np.float32)
-        # The block's compute time, spread over its rows (columns are per row).
-        busy = (time.perf_counter() - started) / max(1, len(vectors))
-        return {"row": batch["row"], "vector": vectors,
-                "node": np.full(len(vectors), self._node, dtype=object),
-                "busy": np.full(len(vectors), busy, dtype=np.float64)}
+        vectors = np.asarray(self._call(texts), dtype=np.float32)
+        return rows, vectors, self._node, time.perf_counter() - started
 
 
 def block_size(texts: int, actors: int, most: int = MAX_BLOCK) -> int:
@@ -112,7 +119,10 @@ def block_size(texts: int, actors: int, most: int = MAX_BLOCK) -> int:
 
 class RayEmbedder:
     """An Embedder that keeps the model metadata and the tokenizer local and runs
-    `encode` on a Ray cluster (Ray Data `map_batches` over a pool of EmbedActor).
+    `encode` on a Ray cluster, one block per call to a pool of EmbedActor.
+
+    Each `encode` starts its own pool and ends it, unless a `keep_workers()` block is
+    open: then the pool lives until the block ends (a build's passes share it).
 
     Args:
         local: the driver's embedder: model id, fingerprint, dim, token counts.
@@ -147,6 +157,8 @@ class RayEmbedder:
         self._started_ray = False
         self._release: threading.Event | None = None
         self._lock = threading.Lock()  # the page may rebuild from two threads
+        self._pool: list = []  # model actor handles, while they are kept
+        self._keeping = 0
 
     @property
     def where(self) -> str:
@@ -199,7 +211,7 @@ class RayEmbedder:
             raise ClusterError(f"could not join the Ray cluster at {self.where}: "
                                f"{gist(outcome)}{auth_hint(outcome)}") from outcome
         self._started_ray = True
-        quiet_ray_data()
+        quiet_ray()
 
     def _pool_size(self, blocks: int) -> int:
         import ray
@@ -211,59 +223,88 @@ class RayEmbedder:
             wanted = max(1, int(cpus // self.cpus_per_actor))
         return max(1, min(wanted, blocks))
 
+    @contextmanager
+    def keep_workers(self) -> Iterator[None]:
+        """Keep the model actors between encode calls until the block ends (then they
+        stop and the cluster's CPUs are free): a build's passes load the model once."""
+        with self._lock:
+            self._keeping += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._keeping -= 1
+                if not self._keeping:
+                    self._end_pool()
+
+    def _actor_pool(self, size: int) -> list:
+        """The kept actors, with more started if this call has work for more."""
+        ray = import_ray()
+        if len(self._pool) < size:
+            actor_class = ray.remote(EmbedActor).options(
+                num_cpus=self.cpus_per_actor, max_restarts=ACTOR_RESTARTS,
+                max_task_retries=ACTOR_RESTARTS)
+            for _ in range(size - len(self._pool)):
+                self._pool.append(actor_class.remote(
+                    self._actor_settings, self.fingerprint, self.method))
+                self.stats.actors_started += 1
+        return self._pool
+
+    def _end_pool(self) -> None:
+        if self._pool:
+            ray = import_ray()
+            for actor in self._pool:
+                ray.kill(actor)
+            self._pool = []
+
     def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            return self._encode(texts, on_progress)
+            try:
+                return self._encode(texts, on_progress)
+            finally:
+                if not self._keeping:
+                    self._end_pool()
 
     def _encode(self, texts: list[str], on_progress: OnProgress | None) -> np.ndarray:
         self.connect()
         ray = import_ray()
-        import pyarrow as pa
+        from ray.util import ActorPool
 
         started = time.perf_counter()
         # Longest first, as the local engine does, so each block holds texts of nearly
-        # one length and little compute goes to padding; `row` puts them back in order.
+        # one length and little compute goes to padding; `rows` puts them back in order.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         actors = self._pool_size(math.ceil(len(texts) / MIN_BLOCK))
         size = block_size(len(texts), actors)
-        # One Arrow table per block: Ray Data hands each block to one actor call.
-        blocks = [
-            pa.table({"row": order[i:i + size],
-                      "text": pa.array([texts[j] for j in order[i:i + size]], pa.string())})
-            for i in range(0, len(texts), size)
-        ]
-        actors = min(actors, len(blocks))
-        dataset = ray.data.from_arrow(blocks).map_batches(
-            EmbedActor,
-            fn_constructor_kwargs={"settings": self._actor_settings,
-                                   "fingerprint": self.fingerprint, "method": self.method},
-            batch_size=size, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=self.cpus_per_actor,
-        )
+        blocks = [(order[i:i + size], [texts[j] for j in order[i:i + size]])
+                  for i in range(0, len(texts), size)]
+        pool = self._actor_pool(min(actors, len(blocks)))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         seen = np.zeros(len(texts), dtype=bool)
         done = first_rows = first_chars = 0
         first = last = started
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         try:
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            results = ActorPool(pool).map_unordered(
+                lambda actor, block: actor.embed.remote(*block), blocks)
+            for rows, vectors, node, busy in results:
                 last = time.perf_counter()
-                rows = np.asarray(batch["row"], dtype=np.int64)
+                rows = np.asarray(rows, dtype=np.int64)
                 if not done:
                     first, first_rows, first_chars = last, len(rows), int(lengths[rows].sum())
-                out[rows] = np.asarray(batch["vector"], dtype=np.float32)
+                out[rows] = vectors
                 seen[rows] = True
                 done += len(rows)
-                self.stats.nodes.update(str(n) for n in batch["node"])
-                self.stats.busy_seconds += float(np.sum(batch["busy"]))
+                self.stats.nodes.add(str(node))
+                self.stats.busy_seconds += float(busy)
                 self.stats.blocks += 1
                 if on_progress:
                     on_progress(min(done, len(texts)), len(texts))
         except ray.exceptions.RayError as exc:
+            self._end_pool()  # a pool that failed is not reused
             raise ClusterError(
                 f"embedding on the Ray cluster at {self.where} failed: {gist(exc)}"
             ) from exc
@@ -279,12 +320,15 @@ class RayEmbedder:
         self.stats.steady_seconds += last - first
         self.stats.chars += int(lengths.sum())
         self.stats.steady_chars += int(lengths.sum()) - first_chars
-        self.stats.actors = max(self.stats.actors, actors)
+        self.stats.actors = max(self.stats.actors, len(pool))
         self.stats.seconds += time.perf_counter() - started
         return out
 
     def close(self) -> None:
         """Leave the cluster (and stop the local runtime, if this process started one)."""
+        with self._lock:
+            if self._started_ray:
+                self._end_pool()
         if self._started_ray:
             import ray
 
