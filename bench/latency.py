@@ -354,7 +354,7 @@ def main() -> None:
             print(f"  reader {rerank}: p50 at {big['size']:,} / p50 at {small['size']:,}: "
                   f"{big['p50'] / small['p50']:.2f}")
     if rounds:
-        print_rounds(results + rounds, len(runs))
+        print_rounds(results + rounds, args.rounds)
     print()
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
@@ -363,10 +363,10 @@ def main() -> None:
                 + ("-prefetch" if args.prefetch else ""), {"results": results, "rounds": rounds})
 
 
-def print_rounds(every: list[dict], per_round: int) -> None:
+def print_rounds(every: list[dict], count: int) -> None:
     """Each round's growth ratio and answer / bare encode ratio, and their medians: sizes
     asked minutes apart see different loads, sizes asked in turn see about the same."""
-    print(f"\nby round ({len(every) // per_round} rounds, the sizes in turn in each):")
+    print(f"\nby round ({count} rounds, the sizes in turn in each):")
     for rerank in dict.fromkeys(r["rerank"] for r in every):
         runs = [r for r in every if r["rerank"] == rerank]
         sizes = list(dict.fromkeys(r["size"] for r in runs))

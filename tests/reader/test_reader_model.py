@@ -44,6 +44,22 @@ def test_it_tells_the_answering_sentence_from_its_neighbours(reader):
     assert yes > near + 0.3 and no < 0.05
 
 
+def test_a_sentence_scores_the_same_whatever_is_read_with_it(reader):
+    # The int8 graph quantises activations per run: scored in one run with other pairs, a
+    # pair's probability moved with them. Each pair is now a run of its own.
+    question = "Which companies announced the new alliances?"
+    answering = pair_text(TITLE, "Huawei, Baidu, SenseTime and StepFun announced two "
+                                 "industry alliances on July 28, 2025.")
+    others = [pair_text(TITLE, f"Paragraph {i} of a long report on chips, exports, "
+                               f"{'and supply chains ' * i}in Asia.") for i in range(1, 24)]
+    alone = reader.score(question, [answering])[0]
+    among = reader.score(question, [*others[:11], answering, *others[11:]])[11]
+    assert alone == among
+    # Pairs of other questions in the same call do not move it either.
+    mixed = reader.score_pairs(["Who won the match?", question], [others[0], answering])
+    assert mixed[1] == alone
+
+
 def test_it_re_ranks_a_seed_case_the_plain_ranking_gets_wrong(seed_settings, real_embedder,
                                                               seed_retriever):
     # A paraphrase (seed_dev_paraphrased): without the reader the first quote marks a
