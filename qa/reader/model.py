@@ -23,11 +23,6 @@ TOKENIZER = "tokenizer.json"
 ABOUT = "reader.json"
 # Bumped when the graph's inputs or outputs change meaning.
 FORMAT_VERSION = 1
-# Each pair is one run of the graph. The int8 graph quantises activations per run, so in a
-# run of several pairs a pair's logit moved by up to 0.55 with its run-mates; alone, a
-# pair's probability depends on the pair only. It is also faster than one padded run per
-# question: realtimeqa-dev's 24 pairs per question took 220 ms one by one, 286 ms as one
-# run (runs of 4 pairs of like length: 197 ms, but scores that move with the run-mates).
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +148,10 @@ class Reader:
     @staticmethod
     def _run(session, encoded: list, rows: range, out: np.ndarray) -> None:
         """Score the pairs at `rows`, each in a run of its own, into `out`."""
+        # The int8 graph quantises activations per run: in a run of several pairs a pair's
+        # logit moved by up to 0.55 with its run-mates; alone, it depends on the pair only.
+        # Unpadded, it is also faster: realtimeqa-dev's 24 pairs per question took 220 ms
+        # one by one, 286 ms as one run (runs of 4 like lengths: 197 ms, scores still moved).
         for row in rows:
             pair = encoded[row]
             feed = {
