@@ -95,8 +95,7 @@ def timed_build(settings: Settings, embedder) -> dict:
         "steady_s": stats.steady_seconds if stats else clock.seconds,
         "busy_s": stats.busy_seconds if stats else clock.seconds,
         "nodes": len(stats.nodes) if stats else 0, "actors": stats.actors if stats else 0,
-        "model_loads": stats.actors_started if stats and hasattr(stats, "actors_started")
-        else None,
+        "model_loads": stats.actors_started if stats else 0,
     }
 
 

@@ -327,8 +327,7 @@ class RayEmbedder:
     def close(self) -> None:
         """Leave the cluster (and stop the local runtime, if this process started one)."""
         with self._lock:
-            if self._started_ray:
-                self._end_pool()
+            self._end_pool()
         if self._started_ray:
             import ray
 
