@@ -2,7 +2,7 @@
 
     python bench/reader.py coverage [--limit N]
     python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.4,0.7]
-                                 [--sentence-weights 0.5,1]
+                                 [--sentence-weights 0.5,1] [--reader FOLDER]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -119,10 +119,10 @@ def parse_plan(text: str) -> ReadingPlan:
 
 def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
           sentence_weights: list[float], names: list[str] | None = None,
-          sure: list[float | None] = (None,)) -> None:
-    from qa.reader.model import Reader
+          sure: list[float | None] = (None,), folder: Path | None = None) -> None:
+    from qa.reader.model import MODEL_DIR, Reader
 
-    reader = Remembering(Reader())
+    reader = Remembering(Reader(folder or MODEL_DIR))
     print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained | "
           "pairs read per question |")
     print("|---|---|---|---|---|---|---|---|")
@@ -164,6 +164,9 @@ def main() -> None:
                         "surely, e.g. 0.8,0.9 (default: read them all)")
     parser.add_argument("--sentence-weights", default="1.0",
                         help="the reader's share of a sentence's score (the highlight)")
+    parser.add_argument("--reader", type=Path,
+                        help="a reader folder to measure instead of the shipped one (such as "
+                        "a new training round's export)")
     args = parser.parse_args()
     names = args.sets.split(",") if args.sets else None
     if args.what == "coverage":
@@ -172,7 +175,7 @@ def main() -> None:
         plans(args.limit, [parse_plan(x) for x in args.plans.split(",")],
               [float(x) for x in args.weights.split(",")],
               [float(x) for x in args.sentence_weights.split(",")], names,
-              [None] + [float(x) for x in args.sure_from.split(",") if x])
+              [None] + [float(x) for x in args.sure_from.split(",") if x], args.reader)
 
 
 if __name__ == "__main__":

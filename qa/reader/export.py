@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.embed.onnx import quantise_int8
-from qa.reader.model import ABOUT, GRAPH, MODEL_DIR, TOKENIZER, Reader, ReaderInfo
+from qa.reader.model import ABOUT, GRAPH, MODEL_DIR, TOKENIZER, Reader, ReaderInfo, verify
 
 FP32_GRAPH = "reader-fp32.onnx"  # only while exporting: quantised into GRAPH
 # Pairs that the exported graph must score like the torch model (a smoke check; the
@@ -85,3 +85,69 @@ def export_reader(trained: Path, target: Path = MODEL_DIR, max_length: int | Non
         raise
     return info
 
+
+
+def recover_reader(target: Path, folder: Path = MODEL_DIR) -> Path:
+    """The shipped int8 graph back as a Hugging Face model folder (fp32 weights).
+
+    Each int8 weight times its scale is the weight the graph computes with, so the folder
+    scores like the shipped reader (re-exported, the same int8 graph comes back). A second
+    training round starts from it: the fp32 checkpoint of a round is never committed.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from qa.embed import bundled_model_path
+
+    info = verify(folder)
+    graph = onnx.load(str(folder / GRAPH)).graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantised(name: str) -> np.ndarray:
+        q = values[f"{name}_quantized"].astype(np.float32)
+        zero = values[f"{name}_zero_point"].astype(np.float32)
+        return (q - zero) * values[f"{name}_scale"]  # per tensor or per output column
+
+    state = {name: torch.tensor(value) for name, value in values.items()
+             if name.startswith(("bert.", "classifier."))
+             and not name.endswith(("_quantized", "_scale", "_zero_point"))}
+    for table in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        state[f"bert.embeddings.{table}.weight"] = torch.tensor(
+            dequantised(f"bert.embeddings.{table}.weight"))
+    # The exporter names a linear layer's weight onnx::MatMul_N: the layer is the one whose
+    # bias the MatMul's output is added to, a few nodes on.
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        weight = node.input[1].removesuffix("_quantized")
+        bias, frontier = None, [node.output[0]]
+        for _ in range(6):
+            following = [c for t in frontier for c in consumers.get(t, ())]
+            bias = next((i for c in following for i in c.input
+                         if i.endswith(".bias") and i in values), None)
+            if bias:
+                break
+            frontier = [o for c in following for o in c.output]
+        if bias is None:
+            raise ValueError(f"{folder / GRAPH}: no layer found for the weight {weight}")
+        state[bias.removesuffix(".bias") + ".weight"] = torch.tensor(
+            np.ascontiguousarray(dequantised(weight).T))  # torch keeps (out, in)
+    config = BertConfig.from_pretrained(str(bundled_model_path()))
+    config.num_labels = 1
+    config.sentence_transformers = {"max_length": info.max_length}
+    model = BertForSequenceClassification(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{folder / GRAPH} is not a reader graph this code can recover "
+                         f"(missing {missing}, unexpected {unexpected})")
+    model.eval().save_pretrained(str(target))
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    tokenizer.model_max_length = info.max_length
+    tokenizer.save_pretrained(str(target))
+    return target

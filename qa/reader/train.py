@@ -16,6 +16,9 @@ bundled all-MiniLM-L6-v2 weights and learns from the open training data in
    linear decay after a warmup, bf16 on CPUs that have it. Checkpoints resume.
 3. `export`: the weights as an int8 ONNX graph with its tokenizer into `qa/reader/weights/`.
 
+A second round, from the shipped weights on pairs the reader itself finds hard, is
+`python -m qa.reader.mine`.
+
 Needs the `train` extra (`pip install .[train]`: datasets and accelerate).
 """
 from __future__ import annotations
@@ -109,7 +112,7 @@ def read_jsonl_gz(path: Path) -> Iterator[dict]:
 class Pool:
     """All sentences of a training set, their vectors and stemmed words."""
 
-    def __init__(self, titles: list[str], sentences: list[Sentence], vectors: np.ndarray,
+    def __init__(self, titles: list[str], sentences: list[Sentence], vectors: np.ndarray | None,
                  words: list[frozenset[str]], by_article: dict[int, np.ndarray]) -> None:
         self.titles = titles
         self.sentences = sentences
@@ -125,9 +128,10 @@ class Pool:
         for number, article in enumerate(articles):
             titles.append(_SPACE.sub(" ", article["title"].replace("_", " ")).strip())
             sentences += [Sentence(number, s) for s in article_sentences(article["text"])]
-        print(f"{label}: {len(articles):,} articles, {len(sentences):,} sentences; embedding")
+        print(f"{label}: {len(articles):,} articles, {len(sentences):,} sentences")
         texts = [s.text for s in sentences]
-        vectors = embed(embedder, texts, label)
+        # No embedder: a pool for word overlap only (the second round reads with the reader).
+        vectors = embed(embedder, texts, label) if embedder is not None else None
         words = [frozenset(w) for w in tokenize(texts)]
         owners = np.fromiter((s.article for s in sentences), dtype=np.int64)
         order = np.argsort(owners, kind="stable")
@@ -367,8 +371,10 @@ class LengthGrouping:
         return _length_grouped_sampler_class()(dataset, self.lengths, **kwargs)
 
 
-def fit(work: Path, recipe: Recipe, limit: int | None = None, resume: bool = True) -> Path:
-    """Train on the prepared pairs; returns the folder of the trained torch model."""
+def fit(work: Path, recipe: Recipe, limit: int | None = None, resume: bool = True,
+        start: Path | None = None) -> Path:
+    """Train on the prepared pairs, from `start` (a reader's folder) or the bundled
+    MiniLM weights; returns the folder of the trained torch model."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from datasets import Dataset
@@ -390,7 +396,7 @@ def fit(work: Path, recipe: Recipe, limit: int | None = None, resume: bool = Tru
         "label": [float(r["label"]) for r in rows]})
     lengths = [len(r["question"]) + len(r["text"]) for r in rows]
     torch.manual_seed(recipe.seed)
-    model = CrossEncoder(str(bundled_model_path()), num_labels=1,
+    model = CrossEncoder(str(start or bundled_model_path()), num_labels=1,
                          max_length=recipe.max_length, device="cpu")
     output = work / ("checkpoints" if not limit else f"checkpoints-{limit}")
     args = CrossEncoderTrainingArguments(

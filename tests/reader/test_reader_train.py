@@ -96,6 +96,55 @@ def test_prepare_fit_and_export_make_a_reader_that_loads(training_data, tmp_path
     info = export_reader(trained, tmp_path / "model")
     reader = Reader(tmp_path / "model")
     assert reader.fingerprint == info.fingerprint
-    scores = reader.score("Who is the harbour master?", ["Harbour: The harbour master is Ada Lee.",
-                                                         "Bakery: The baker thanked her apprentices."])
+    scores = reader.score("Who is the harbour master?",
+                          ["Harbour: The harbour master is Ada Lee.",
+                           "Bakery: The baker thanked her apprentices."])
     assert scores.shape == (2,) and ((scores > 0) & (scores < 1)).all()
+
+
+@pytest.mark.slow
+def test_the_shipped_reader_recovered_and_exported_again_is_the_same_graph(tmp_path):
+    """A second round starts from the shipped weights: recovered from the int8 graph, they
+    export back to the very graph that ships (its SHA-256), so nothing is lost on the way."""
+    from qa.reader.export import export_reader, recover_reader
+    from qa.reader.model import verify
+
+    shipped = verify()
+    recovered = recover_reader(tmp_path / "recovered")
+    assert export_reader(recovered, tmp_path / "again").graph_sha256 == shipped.graph_sha256
+
+
+def test_recovering_a_damaged_reader_says_so(tmp_path):
+    import shutil
+
+    from qa.errors import ReaderError
+    from qa.reader.export import recover_reader
+    from qa.reader.model import GRAPH, MODEL_DIR
+
+    shutil.copytree(MODEL_DIR, tmp_path / "weights")
+    with (tmp_path / "weights" / GRAPH).open("r+b") as handle:
+        handle.seek(5000)
+        handle.write(b"\0" * 16)
+    with pytest.raises(ReaderError, match="damaged"):
+        recover_reader(tmp_path / "out", tmp_path / "weights")
+
+
+def test_mined_pairs_take_the_readers_choices_and_never_a_negative_with_the_answer(
+        training_data, tmp_path):
+    from qa.reader.mine import Mining, mine
+
+    mining = Mining(squad_questions=len(SQUAD), news_repeats=2, news_negatives=1)
+    with gzip.open(mine(training_data, tmp_path, mining), "rt", encoding="utf-8") as handle:
+        pairs = [json.loads(line) for line in handle]
+    answers = {q: a for q, a, _, _ in SQUAD} | {
+        "How often does the island ferry sail?": "twice a day"}
+    positives = {(p["question"], p["text"]) for p in pairs if p["label"] == 1.0}
+    assert ("Who is the harbour master?", "Harbour: The harbour master is Ada Lee.") in positives
+    assert ("How often does the island ferry sail?",
+            "Harbour: A ferry leaves for the islands twice a day.") in positives
+    negatives = [p for p in pairs if p["label"] == 0.0]
+    assert negatives and all(answers[p["question"]].lower() not in p["text"].lower()
+                             for p in negatives)
+    # The news question is used once per repeat.
+    assert sum(p["question"] == "How often does the island ferry sail?"
+               and p["label"] == 1.0 for p in pairs) == 2

@@ -1,0 +1,238 @@
+"""A second training round: pairs chosen by the reader that is being improved.
+
+The first round's negatives were what the bi-encoder and shared words find: the retriever's
+view. What the reader still gets wrong are the sentences *it* likes that hold no answer,
+so this round reads each training question's candidate sentences with the shipped reader
+and keeps as negatives those it scores highest without the answer, and as positives the
+answer-holding sentences it scores highest (the answer's words also occur in sentences that
+do not answer it). Training then continues from the shipped weights (recovered from the
+int8 graph, `qa.reader.export.recover_reader`) at a lower learning rate, with SQuAD
+questions mixed in so that what the first round learned there is kept.
+
+    python -m qa.reader.mine              # mine, fit from the shipped weights, export
+    python -m qa.reader.mine --mine-only  # only the pairs: <work>/round2/pairs.jsonl.gz
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.reader.train import (
+    _SPACE,
+    DEFAULT_TRAIN_DATA,
+    DEFAULT_WORK,
+    Pool,
+    Recipe,
+    _sentence_covers,
+    article_sentences,
+    contains_answer,
+    fit,
+    inverse_frequencies,
+    read_jsonl_gz,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mining:
+    """What the second round's pairs are (written into the model card)."""
+
+    seed: int = 17
+    # SQuAD questions (of 87,599) mixed in so the round keeps what the first one learned.
+    squad_questions: int = 8_000
+    # Sentences per question the reader reads: those sharing the most question words.
+    squad_candidates: int = 10
+    squad_negatives: int = 3
+    news_candidates: int = 40
+    news_positives: int = 2
+    # Each news question is used this many times, each with the next reader-mined negatives.
+    news_repeats: int = 2
+    news_negatives: int = 4
+    # A sentence without the answer's words that the reader is this sure of may answer in
+    # other words ("the president"): not taken as a negative.
+    too_sure: float = 0.95
+
+
+def _by_shared_words(pool: Pool, rows: np.ndarray, question_words: frozenset[str],
+                     idf: dict[str, float], n: int) -> np.ndarray:
+    shared = np.array([sum(idf.get(w, 0.0) for w in question_words & pool.words[r])
+                       for r in rows])
+    return rows[np.argsort(-shared, kind="stable")[:n]]
+
+
+class _Scorer:
+    """The shipped reader over pool rows, with a progress bar."""
+
+    def __init__(self, pool: Pool, total: int, label: str) -> None:
+        from tqdm import tqdm
+
+        from qa.reader.model import Reader
+
+        self.reader = Reader()
+        self.pool = pool
+        self.bar = tqdm(total=total, desc=f"read {label}", unit="question", mininterval=5)
+
+    def __call__(self, question: str, rows: np.ndarray) -> np.ndarray:
+        texts = [self.pool.pair(question, int(r), 0.0)["text"] for r in rows]
+        self.bar.update(1)
+        return self.reader.score(question, texts)
+
+
+@dataclass(frozen=True, slots=True)
+class _TrainingSet:
+    pool: Pool
+    number_of: dict[str, int]  # article id -> its number in the pool
+    idf: dict[str, float]
+    questions: list[dict]
+    words: list[frozenset[str]]  # each question's stemmed words
+
+
+def _training_set(data: Path, name: str, pick=None) -> _TrainingSet:
+    """A training set's sentences (no vectors: the reader reads) and the questions `pick`
+    keeps."""
+    from qa.index.lexical import tokenize
+
+    articles = list(read_jsonl_gz(data / name / "articles.jsonl.gz"))
+    pool = Pool.build(articles, None, name)
+    questions = list(read_jsonl_gz(data / name / "questions.jsonl.gz"))
+    questions = pick(questions) if pick else questions
+    return _TrainingSet(pool, {a["id"]: i for i, a in enumerate(articles)},
+                        inverse_frequencies(pool), questions,
+                        [frozenset(w) for w in tokenize([q["question"] for q in questions])])
+
+
+def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
+    def sample(questions: list[dict]) -> list[dict]:
+        rng.shuffle(questions)
+        return questions[:mining.squad_questions]
+
+    train = _training_set(data, "squad-train", sample)
+    pool, number_of, idf, questions, words = (train.pool, train.number_of, train.idf,
+                                              train.questions, train.words)
+    score = _Scorer(pool, len(questions), "squad-train")
+    pairs = []
+    for q, q_words in zip(questions, words):
+        rows = pool.by_article[number_of[q["article"]]]
+        context = _SPACE.sub(" ", q["context"]).strip()
+        answer = q["answers"][0]
+        before = _SPACE.sub(" ", q["context"][:q["answer_start"]]).lstrip()
+        holder = next((s for s in article_sentences(context)
+                       if answer in s and _sentence_covers(context, s, len(before))), None)
+        positive = next((int(r) for r in rows if pool.sentences[r].text == holder), None)
+        if positive is None:
+            continue
+        candidates = np.array([r for r in _by_shared_words(
+            pool, rows, q_words, idf, mining.squad_candidates + 1) if r != positive])
+        candidates = np.array([r for r in candidates if not contains_answer(
+            pool.sentences[r].text, q["answers"])], dtype=np.int64)
+        pairs.append(pool.pair(q["question"], positive, 1.0))
+        if not len(candidates):
+            continue
+        probabilities = score(q["question"], candidates)
+        hardest = [int(candidates[i]) for i in np.argsort(-probabilities)
+                   if probabilities[i] < mining.too_sure][:mining.squad_negatives]
+        others = [int(r) for r in rows if int(r) not in hardest and int(r) != positive
+                  and not contains_answer(pool.sentences[r].text, q["answers"])]
+        hardest += rng.sample(others, min(1, len(others)))
+        pairs += [pool.pair(q["question"], r, 0.0) for r in hardest]
+    score.bar.close()
+    print(f"squad-train: {len(questions):,} questions, {len(pairs):,} pairs")
+    return pairs
+
+
+def news_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
+    train = _training_set(data, "realtimeqa-train")
+    pool, number_of, idf, questions, words = (train.pool, train.number_of, train.idf,
+                                              train.questions, train.words)
+    score = _Scorer(pool, len(questions), "realtimeqa-train")
+    pairs, kept = [], 0
+    for q, q_words in zip(questions, words):
+        answers = q["answers"]
+        rows = pool.rows_of([number_of[a] for a in q["article_ids"] if a in number_of])
+        holders = pool.rows_of([number_of[a] for a in q["answer_article_ids"]
+                                if a in number_of])
+        holders = np.array([r for r in holders
+                            if contains_answer(pool.sentences[r].text, answers)], dtype=np.int64)
+        if not len(holders) or not len(rows):
+            score.bar.update(1)
+            continue
+        kept += 1
+        holders = _by_shared_words(pool, holders, q_words, idf, mining.news_candidates)
+        candidates = _by_shared_words(pool, rows, q_words, idf, mining.news_candidates)
+        candidates = np.array([r for r in candidates if not contains_answer(
+            pool.sentences[r].text, answers)], dtype=np.int64)
+        probabilities = score(q["question"], np.concatenate([holders, candidates]))
+        held, free = probabilities[:len(holders)], probabilities[len(holders):]
+        positives = [int(holders[i]) for i in np.argsort(-held)[:mining.news_positives]]
+        hardest = [int(candidates[i]) for i in np.argsort(-free)
+                   if free[i] < mining.too_sure]
+        easy = [int(r) for r in rows if int(r) not in hardest and int(r) not in positives]
+        step = mining.news_negatives
+        for repeat in range(mining.news_repeats):
+            negatives = hardest[repeat * step:(repeat + 1) * step] or hardest[:step]
+            negatives = negatives + rng.sample(easy, min(1, len(easy)))
+            pairs += [pool.pair(q["question"], r, 1.0) for r in positives]
+            pairs += [pool.pair(q["question"], r, 0.0) for r in negatives
+                      if not contains_answer(pool.sentences[r].text, answers)]
+    score.bar.close()
+    print(f"realtimeqa-train: {kept:,} of {len(questions):,} questions with an answer "
+          f"sentence, {len(pairs):,} pairs ({mining.news_repeats} repeats)")
+    return pairs
+
+
+def mine(data: Path, work: Path, mining: Mining = Mining()) -> Path:
+    """Write the second round's pairs to `work`/pairs.jsonl.gz (never committed)."""
+    rng = random.Random(mining.seed)
+    started = time.monotonic()
+    pairs = squad_pairs(data, mining, rng) + news_pairs(data, mining, rng)
+    rng.shuffle(pairs)
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / "pairs.jsonl.gz"
+    with gzip.open(target, "wt", encoding="utf-8") as handle:
+        for pair in pairs:
+            handle.write(json.dumps(pair, ensure_ascii=False) + "\n")
+    positives = sum(p["label"] for p in pairs)
+    print(f"{len(pairs):,} pairs ({positives:,.0f} positive) -> {target} "
+          f"in {time.monotonic() - started:.0f} s")
+    return target
+
+
+# The second round continues from trained weights: a smaller step, a new shuffle.
+SECOND_ROUND = Recipe(seed=17, learning_rate=2e-5)
+
+
+def second_round(data: Path, work: Path, fit_too: bool = True) -> None:
+    """Mine pairs with the shipped reader; then fit from its weights and export over them."""
+    from qa.reader.export import export_reader, recover_reader
+
+    mine(data, work)
+    if fit_too:
+        start = recover_reader(work / "start")
+        export_reader(fit(work, SECOND_ROUND, start=start))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m qa.reader.mine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mine-only", action="store_true",
+                        help="write the pairs and stop (no training)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DATA,
+                        help="the training data folder (default: %(default)s)")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                        help="pairs, checkpoints and the trained model go under "
+                             "<work>/round2 (default: %(default)s)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see qa.reader.train.main
+    second_round(args.data, args.work / "round2", fit_too=not args.mine_only)
+
+
+if __name__ == "__main__":
+    main()
