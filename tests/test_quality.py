@@ -102,8 +102,8 @@ def test_the_abstention_default_is_pinned_from_both_sides(seed_settings):
 
 def test_with_the_reader_off_topic_questions_abstain_and_paraphrases_answer(seed_retriever):
     # The reader's probability alone would answer "Which university is best for computer
-    # science?" (0.39); the cosine gate (abstain_threshold) keeps it out. The least likely
-    # answerable paraphrase gets 0.066: reader_abstain_threshold raised over it abstains.
+    # science?" (0.26); the cosine gate (abstain_threshold) keeps it out. The least likely
+    # answerable paraphrase gets 0.060: reader_abstain_threshold raised over it abstains.
     assert seed_retriever.reranker is not None
     answered = [q for q in NEAR_OFF_TOPIC if not seed_retriever.answer(q).abstained]
     abstained = [q for q in NEAR_ANSWERABLE if seed_retriever.answer(q).abstained]
