@@ -10,9 +10,9 @@ from typing import Literal
 from qa.errors import ConfigError
 
 Mode = Literal["dense", "bm25", "hybrid"]
-Precision = Literal["auto", "fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 SentenceVectors = Literal["separate", "late"]
 SENTENCE_VECTORS: tuple[str, ...] = ("separate", "late")
 # CPU flags that make bf16 matrix products fast (2.4x fp32 here: bench/throughput.py).
@@ -122,7 +122,8 @@ class Settings:
     highlight_margin: float = 0.05
     batch_size: int = 64
     # "auto": bf16 where the CPU has bf16 instructions (same quality, 2.4x the speed of
-    # fp32 here: bench/throughput.py, bench/precision.py), else fp32.
+    # fp32 here: bench/throughput.py, bench/precision.py), else fp32. "int8": the build
+    # embeds with the int8 ONNX graph that embeds the questions (qa.embed.onnx).
     precision: Precision = "auto"
     # How a build makes the sentence vectors (highlighting, re-scoring): "separate" embeds
     # each sentence on its own; "late" pools them from the passage's own forward pass
@@ -171,6 +172,11 @@ class Settings:
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
+        if self.precision == "int8" and self.sentence_vectors == "late":
+            raise ConfigError(
+                "sentence_vectors='late' pools the torch model's token states, and precision "
+                "'int8' embeds with the ONNX graph: use one of them"
             )
         if self.sentence_vectors not in SENTENCE_VECTORS:
             raise ConfigError(

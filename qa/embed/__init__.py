@@ -34,7 +34,7 @@ class QuestionEncoder(Protocol):
     fingerprint: str
     dim: int
     max_tokens: int
-    # "fp32" or "bf16": recorded in the manifest with the vectors.
+    # "fp32", "bf16" or "int8": recorded in the manifest with the vectors.
     precision: str
 
     def encode(self, texts: Sequence[str], on_progress: OnProgress | None = None) -> np.ndarray:

@@ -34,7 +34,7 @@ class ModelInfo:
     dim: int
     normalized: bool = True
     metric: str = "inner_product"
-    # What the vectors were computed in ("fp32" or "bf16"); a build in another precision
+    # What the vectors were computed in ("fp32", "bf16", "int8"); a build in another precision
     # re-embeds. Questions need not match (bf16 and fp32 question cosines agree to 0.99998).
     precision: str = "fp32"
     # How the sentence vectors were made (Settings.sentence_vectors): "separate" (each

@@ -14,6 +14,8 @@ from index_helpers import cli_env, copy_index
 from qa.embed import load_question_encoder
 from qa.eval import answers_in, read_questions
 from qa.build import build_index
+from qa.config import Settings
+from qa.errors import ConfigError
 from qa.embed.onnx import GRAPH, OnnxQuestionEncoder, export_folder, read_export
 from qa.retriever import Retriever
 
@@ -113,3 +115,44 @@ def test_answering_never_imports_torch(seed_settings):
     assert "Nvidia GPUs" in out["quote"]
     assert not out["torch"] and not out["sentence_transformers"], out
 
+
+
+@pytest.fixture(scope="module")
+def int8_embedder():
+    from qa.embed.transformer import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(precision="int8")
+
+
+def test_int8_vectors_are_the_graphs_and_close_to_fp32(int8_embedder, fp32_embedder):
+    texts = QUESTIONS + [q["question"] for q in read_jsonl(EVAL / "seed_dev.jsonl")]
+    vectors = int8_embedder.encode(texts)
+    assert vectors.shape == (len(texts), 384) and vectors.dtype == np.float32
+    cosine = (vectors * fp32_embedder.encode(texts)).sum(axis=1)
+    assert cosine.min() > 0.97 and np.median(cosine) < 0.9999, cosine
+    # Each text is its own run of the graph: a text's vector does not move with the texts
+    # beside it (int8 activations are quantised per run), nor with the session it lands on.
+    alone = int8_embedder.encode(texts[3:4])
+    assert np.array_equal(alone[0], vectors[3])
+    assert np.array_equal(int8_embedder.encode(texts[1:])[2], vectors[3])
+
+
+def test_an_int8_build_answers_with_the_graph_it_was_built_with(tmp_path, int8_embedder):
+    settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp_path / "index",
+                        precision="int8")
+    build_index(settings, int8_embedder)
+    manifest = json.loads((tmp_path / "index" / (tmp_path / "index" / "CURRENT").read_text()
+                           .strip() / "manifest.json").read_text())
+    assert manifest["model"]["precision"] == "int8"
+    encoder = load_question_encoder(settings)
+    assert isinstance(encoder, OnnxQuestionEncoder)
+    # The index's question graph is the one the passages were embedded with, to the bit.
+    assert np.array_equal(encoder.encode(QUESTIONS[:3]), int8_embedder.encode(QUESTIONS[:3]))
+    answer = Retriever.open(settings).answer("Which platform did Huawei unveil as a rival "
+                                             "to Nvidia?")
+    assert not answer.abstained and "CloudMatrix" in answer.quotes[0].text
+
+
+def test_int8_with_late_sentence_vectors_is_a_clear_error():
+    with pytest.raises(ConfigError, match="late.*int8|int8.*late"):
+        Settings(precision="int8", sentence_vectors="late")

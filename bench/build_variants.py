@@ -1,10 +1,12 @@
-"""Late-chunked sentence vectors against the default two passes, reader on, every set.
+"""A cheaper build against the default (two passes, auto precision), reader on, every set.
 
-    python bench/late.py [--squad-every 9]
+    python bench/build_variants.py [--variants late int8] [--squad-every 9]
 
-Builds each set's index a second time with `sentence_vectors="late"` (under
-bench/results/late-*, reused on later runs) and asks every question of every set through
-`Retriever.answer` on both (squad-dev every 9th question, as bench/reader.py --limit 600).
+`late`: sentence vectors pooled from the passage's forward pass (`sentence_vectors="late"`);
+`int8`: every vector from the int8 ONNX graph that embeds the questions (`precision="int8"`).
+Builds each set's index again per variant (under bench/results/<variant>-*, reused on later
+runs) and asks every question of every set through `Retriever.answer` on each (squad-dev
+every 9th question, as bench/reader.py --limit 600).
 """
 from __future__ import annotations
 
@@ -20,19 +22,22 @@ from bench.quality import SETS  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.eval import eval_index_dir, evaluate, prepare_retriever, read_questions  # noqa: E402
 
+VARIANTS = {"late": {"sentence_vectors": "late"}, "int8": {"precision": "int8"}}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["late"])
     parser.add_argument("--squad-every", type=int, default=9)
     args = parser.parse_args()
-    print("| set | vectors | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained |")
+    print("| set | build | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained |")
     print("|---|---|---|---|---|---|---|")
-    for kind in ("separate", "late"):
+    for kind in ("default", *args.variants):
         retrievers = {}
         for eval_set in SETS:
             if eval_set.articles not in retrievers:
-                settings = (Settings(index_dir=RESULTS / f"late-{eval_set.index}",
-                                     sentence_vectors="late") if kind == "late"
+                settings = (Settings(index_dir=RESULTS / f"{kind}-{eval_set.index}",
+                                     **VARIANTS[kind]) if kind != "default"
                             else Settings(index_dir=eval_index_dir(eval_set.articles,
                                                                    Settings())))
                 retrievers[eval_set.articles] = prepare_retriever(eval_set.articles, settings)
