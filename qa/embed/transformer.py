@@ -9,12 +9,16 @@ import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qa.config import resolve_precision
 from qa.embed import OnProgress, bundled_model_path, model_identity
 from qa.errors import ConfigError
+
+if TYPE_CHECKING:
+    from qa.embed.onnx import ExportedModel
 
 # Up to this many texts is a query: encoded on one thread (see _encode_block).
 QUERY_TEXTS = 8
@@ -212,7 +216,7 @@ class SentenceTransformerEmbedder:
             self._export_to(folder)
         return True
 
-    def _export_to(self, folder: Path):
+    def _export_to(self, folder: Path) -> ExportedModel:
         from qa.embed import onnx as onnx_embed
 
         tokenizer, transformer = self._direct
@@ -238,7 +242,7 @@ class _Int8Graph:
     every n-th text unpadded: 3.2x a batched fp32 torch encode of squad passages on 2 cores
     (docs/BENCHMARKS.md, "Building")."""
 
-    def __init__(self, folder: Path, about, sessions: int) -> None:
+    def __init__(self, folder: Path, about: ExportedModel, sessions: int) -> None:
         from qa.embed.onnx import OnnxQuestionEncoder
 
         self.folder = folder
