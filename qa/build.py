@@ -334,6 +334,8 @@ def build_index(
             return BuildReport.of(live, corpus, previous.manifest.counts.passages,
                                   plan.stats(full, None), started, before, up_to_date=True)
 
+        if embedder.precision == "int8":  # embed with the index's own question graph
+            _export_question_model(embedder, index_dir)
         with workers_kept(embedder):  # a Ray cluster's actors load the model once
             embedded = embed_articles(embedder, plan.fresh, chunking, progress,
                                       settings.sentence_vectors)

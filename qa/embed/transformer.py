@@ -198,14 +198,18 @@ class SentenceTransformerEmbedder:
         """Export this model for the ONNX question encoder into `index_dir` (once per model;
         a valid export is kept). False if the model is not Transformer -> mean pooling.
 
-        In int8 the index gets the very graph its vectors came from."""
+        In int8 the index's graph and the one the vectors come from are one: called before
+        the first encode, the embedder takes the index's (a build then need not export
+        again); after, the index gets the embedder's."""
         from qa.embed import onnx as onnx_embed
 
         if self._direct is None:
             return False
         folder = onnx_embed.export_folder(index_dir, self.fingerprint)
         kept = onnx_embed.read_export(folder, self.fingerprint)
-        if self._int8 is not None:
+        if self.precision == "int8" and self._int8 is None:
+            self._int8 = _Int8Graph(folder, kept or self._export_to(folder), self.threads)
+        elif self._int8 is not None:
             if kept is None or kept.graph_sha256 != self._int8.about.graph_sha256:
                 temp = folder.with_name(f".tmp-{folder.name}")
                 shutil.rmtree(temp, ignore_errors=True)

@@ -137,7 +137,8 @@ def test_int8_vectors_are_the_graphs_and_close_to_fp32(int8_embedder, fp32_embed
     assert np.array_equal(int8_embedder.encode(texts[1:])[2], vectors[3])
 
 
-def test_an_int8_build_answers_with_the_graph_it_was_built_with(tmp_path, int8_embedder):
+def test_an_int8_build_answers_with_the_graph_it_was_built_with(tmp_path, int8_embedder,
+                                                                 monkeypatch):
     settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp_path / "index",
                         precision="int8")
     build_index(settings, int8_embedder)
@@ -151,6 +152,22 @@ def test_an_int8_build_answers_with_the_graph_it_was_built_with(tmp_path, int8_e
     answer = Retriever.open(settings).answer("Which platform did Huawei unveil as a rival "
                                              "to Nvidia?")
     assert not answer.abstained and "CloudMatrix" in answer.quotes[0].text
+
+    # The next build (a new process) embeds with the index's graph instead of exporting
+    # its own (~5 s): the graph file stays as it was, and the vectors are the same.
+    from qa.embed.transformer import SentenceTransformerEmbedder
+
+    folder = export_folder(settings.index_dir, int8_embedder.fingerprint)
+    written = (folder / GRAPH).stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(precision="int8")
+
+    def export_again(_folder):
+        raise AssertionError("the index's graph was there to use")
+
+    monkeypatch.setattr(again, "_export_to", export_again)
+    build_index(settings, again, full=True)
+    assert (folder / GRAPH).stat().st_mtime_ns == written
+    assert np.array_equal(again.encode(QUESTIONS[:3]), int8_embedder.encode(QUESTIONS[:3]))
 
 
 def test_int8_with_late_sentence_vectors_is_a_clear_error():
