@@ -210,10 +210,16 @@ SECOND_ROUND = Recipe(seed=17, learning_rate=2e-5)
 
 
 def second_round(data: Path, work: Path, fit_too: bool = True) -> None:
-    """Mine pairs with the shipped reader; then fit from its weights and export over them."""
+    """Mine pairs with the shipped reader; then fit from its weights and export over them.
+
+    Pairs already in `work` are used as they are, so a stopped run resumes from its last
+    checkpoint with the pairs it was training on; remove `work` for a further round."""
     from qa.reader.export import export_reader, recover_reader
 
-    mine(data, work)
+    if (work / "pairs.jsonl.gz").is_file():
+        print(f"using the pairs in {work} (remove the folder to mine a further round)")
+    else:
+        mine(data, work)
     if fit_too:
         start = recover_reader(work / "start")
         export_reader(fit(work, SECOND_ROUND, start=start))

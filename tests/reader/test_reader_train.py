@@ -148,3 +148,18 @@ def test_mined_pairs_take_the_readers_choices_and_never_a_negative_with_the_answ
     # The news question is used once per repeat.
     assert sum(p["question"] == "How often does the island ferry sail?"
                and p["label"] == 1.0 for p in pairs) == 2
+
+
+def test_a_second_round_run_again_keeps_its_pairs(tmp_path, monkeypatch):
+    # A stopped round resumes its checkpoints: they were trained on the pairs already
+    # mined, so those are kept, not mined afresh by the reader that ships meanwhile.
+    from qa.reader import mine as mining
+
+    mined = []
+    monkeypatch.setattr(mining, "mine", lambda data, work: mined.append(work))
+    mining.second_round(tmp_path / "data", tmp_path / "round2", fit_too=False)
+    assert mined == [tmp_path / "round2"]
+    (tmp_path / "round2").mkdir()
+    (tmp_path / "round2" / "pairs.jsonl.gz").write_bytes(b"")
+    mining.second_round(tmp_path / "data", tmp_path / "round2", fit_too=False)
+    assert mined == [tmp_path / "round2"]
