@@ -227,6 +227,10 @@ def wire_web_section(page: Page, web: dict[str, Any], status: Any, articles: Any
     import gradio as gr
 
     private = {"api_visibility": "private"}
+    # Everything that reads or changes the list of feeds runs one at a time, in the order
+    # it was asked: a table read on opening the tab must not land after a feed was followed
+    # and blank it. ("Update now" stays apart: it takes minutes, and reads the list at its end.)
+    feed_list = {"concurrency_id": "feed-list", "concurrency_limit": 1, **private}
 
     def feed_view() -> tuple[list[list[Any]], Any]:
         return page.feed_rows(), gr.Dropdown(choices=page.feed_urls(), value=None)
@@ -238,14 +242,14 @@ def wire_web_section(page: Page, web: dict[str, Any], status: Any, articles: Any
                      web["urls"], [web["note"], status, articles, web["urls"]],
                      concurrency_limit=2, **private)
     web["follow"].click(lambda url: with_choices(*page.follow_feed(url)), web["feed_url"],
-                        [web["note"], web["feeds"], web["feed_url"], web["choice"]], **private)
+                        [web["note"], web["feeds"], web["feed_url"], web["choice"]], **feed_list)
     web["remove"].click(lambda url: with_choices(*page.unfollow_feed(url)), web["choice"],
-                        [web["note"], web["feeds"], web["choice"]], **private)
+                        [web["note"], web["feeds"], web["choice"]], **feed_list)
     web["update"].click(lambda progress=gr.Progress(): with_choices(*page.update_feeds(progress)),
                         None, [web["note"], status, articles, web["feeds"], web["choice"]],
                         concurrency_limit=1, **private)
-    library_tab.select(feed_view, None, [web["feeds"], web["choice"]], **private)
-    demo.load(feed_view, None, [web["feeds"], web["choice"]], **private)
+    library_tab.select(feed_view, None, [web["feeds"], web["choice"]], **feed_list)
+    demo.load(feed_view, None, [web["feeds"], web["choice"]], **feed_list)
 
 
 def mount(page: Page, demo: gr.Blocks, auth: tuple[str, str] | None) -> Any:

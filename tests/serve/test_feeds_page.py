@@ -147,3 +147,18 @@ def test_add_a_url_and_a_feed_in_the_library_then_ask(page, news_site, server):
     expect(quote.locator(".vb-title a")).to_have_attribute("href", news_site.url(FOURTH))
     assert urlparse(page.url).hostname == "127.0.0.1"
     assert page.js_errors == []
+
+
+def test_everything_that_shows_the_feed_list_runs_in_order(tmp_path, fake_embedder):
+    """Opening the Library tab reads the feed list; following a feed a moment later writes
+    it. Run side by side, the read could land last and blank the table (seen once in CI):
+    they share one queue slot, so each runs after the one asked before it."""
+    from qa.serve.ui import build_page
+
+    demo = build_page(Page(small_corpus(tmp_path), fake_embedder))
+    by_id = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
+    update = by_id["feeds-update"]._id  # minutes long, it reads the list at its end
+    listing = [fn for fn in demo.fns.values() if by_id["feeds"] in fn.outputs
+               and update not in {target for target, _event in fn.targets}]
+    assert len(listing) == 4  # the tab opening, the page loading, follow, stop following
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in listing} == {("feed-list", 1)}
