@@ -8,9 +8,10 @@ runs it, with one precision and one way of making sentence vectors:
 - "separate": every distinct "title\\nsentence" is embedded again (today's build);
 - "late": sentence vectors pooled from the passage pass (qa.embed.late, one pass per passage).
 "defaults" is Settings() as it stands (precision "auto": bf16 on CPUs with avx512_bf16 or
-amx_bf16; sentence vectors "separate"); "late" is the defaults with `--sentence-vectors
-late`. Each build is `build_index(settings, embedder, full=True)`, what `qa index --full`
-runs after loading the model; the one-time ONNX export of the question model (once per
+amx_bf16, else int8; sentence vectors "separate"); "late" is the defaults with
+`--sentence-vectors late` (bf16 or fp32: late needs torch). Each build is
+`build_index(settings, embedder, full=True)`, what `qa index --full` runs after loading
+the model; the one-time ONNX export of the question model (once per
 model and index folder, ~20 s) is made before timing. Configurations take turns, round
 by round, so a change of the machine's load hits them alike; medians are reported with
 CPU seconds. The issue-13 bar: the default pipeline >= 1.5x the bare fp32 passage encode.
@@ -76,7 +77,7 @@ def main() -> None:
         precision, mode = ((defaults.precision, defaults.sentence_vectors) if name == "defaults"
                            else (defaults.precision, "late") if name == "late"
                            else name.split("/"))
-        configs[name] = (resolve_precision(precision), mode)
+        configs[name] = (resolve_precision(precision, int8=mode == "separate"), mode)
     embedders = {p: SentenceTransformerEmbedder(precision=p) for p, _ in configs.values()}
     fp32 = embedders.get("fp32") or SentenceTransformerEmbedder(precision="fp32")
     threads = fp32.threads

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.config import ChunkSettings, Settings, chunk_settings_for
-from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder, workers_kept
+from qa.embed import Embedder, ExportsQuestionModel, LateEmbedder, model_identity, workers_kept
 from qa.errors import ConfigError, CorpusError, IndexWriteError
 from qa.index import layout
 from qa.index.db import PassageRow
@@ -250,6 +250,20 @@ def _up_to_date(plan: _Plan, previous: Reusable | None, settings: Settings) -> b
 def _model_info(embedder: Embedder, sentence_vectors: str) -> ModelInfo:
     return ModelInfo(id=embedder.model_id, fingerprint=embedder.fingerprint, dim=embedder.dim,
                      precision=embedder.precision, sentence_vectors=sentence_vectors)
+
+
+def build_settings(settings: Settings) -> Settings:
+    """`settings` for loading the embedder a build uses: precision "auto" becomes the live
+    index's own where the build adds to it (same model and sentence vectors), so an index
+    built before "auto" meant int8 is not re-embedded whole."""
+    if settings.precision != "auto":
+        return settings
+    _, manifest = live_manifest(settings.index_dir)
+    if manifest is None or manifest.model.sentence_vectors != settings.sentence_vectors:
+        return settings
+    if manifest.model.fingerprint != model_identity(settings.model)[1]:
+        return settings
+    return settings.replace(precision=manifest.model.precision)
 
 
 def _export_question_model(embedder: Embedder, index_dir: Path) -> None:

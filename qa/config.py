@@ -121,9 +121,12 @@ class Settings:
     # A second sentence is marked too when it scores within this of the best (a near tie).
     highlight_margin: float = 0.05
     batch_size: int = 64
-    # "auto": bf16 where the CPU has bf16 instructions (same quality, 2.4x the speed of
-    # fp32 here: bench/throughput.py, bench/precision.py), else fp32. "int8": the build
-    # embeds with the int8 ONNX graph that embeds the questions (qa.embed.onnx).
+    # "int8": the build embeds with the int8 ONNX graph that embeds the questions
+    # (qa.embed.onnx); "bf16": torch autocast. Same quality as fp32, each about twice its
+    # speed where it is the default (bench/throughput.py, bench/build_variants.py). "auto":
+    # the precision of the index being added to (no archive re-embedded on an upgrade);
+    # for a new one bf16 where the CPU has bf16 instructions, else int8 (fp32 with late
+    # sentence vectors, which need torch's token states).
     precision: Precision = "auto"
     # How a build makes the sentence vectors (highlighting, re-scoring): "separate" embeds
     # each sentence on its own; "late" pools them from the passage's own forward pass
@@ -257,8 +260,12 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     return False
 
 
-def resolve_precision(precision: str) -> str:
-    """"auto" -> "bf16" where the CPU has bf16 instructions, else "fp32"; others as given."""
+def resolve_precision(precision: str, *, int8: bool = True) -> str:
+    """"auto" -> "bf16" where the CPU has bf16 instructions, else "int8" (twice fp32's
+    build speed there, same quality), or "fp32" where int8 cannot serve (`int8=False`:
+    sentence vectors pooled late, or a model the ONNX export cannot take); others as given."""
     if precision != "auto":
         return precision
-    return "bf16" if cpu_has_bf16() else "fp32"
+    if cpu_has_bf16():
+        return "bf16"
+    return "int8" if int8 else "fp32"

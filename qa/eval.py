@@ -319,9 +319,9 @@ def prepare_retriever(articles: Path, settings: Settings, on_progress=None):
     """Build (incrementally, so usually nothing is embedded) and open an eval index, with
     the question encoder users get (Retriever.open's choice)."""
     from qa.embed import load_embedder
-    from qa.build import build_index
+    from qa.build import build_index, build_settings
     from qa.retriever import Retriever
 
     settings = settings.replace(corpus_dir=articles)
-    build_index(settings, load_embedder(settings), on_progress=on_progress)
+    build_index(settings, load_embedder(build_settings(settings)), on_progress=on_progress)
     return Retriever.open(settings)

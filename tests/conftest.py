@@ -69,7 +69,7 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    """The model as users get it: precision "auto" (bf16 on CPUs with bf16, else fp32)."""
+    """The model as users get it: precision "auto" (bf16 on CPUs with bf16, else int8)."""
     from qa.embed.transformer import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()

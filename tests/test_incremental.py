@@ -12,8 +12,10 @@ from index_helpers import (
     add_new_article, copy_index, found_answer, normalise, small_corpus,
 )
 from qa.index import layout
-from qa.build import build_index
-from qa.config import Settings
+from qa.build import build_index, build_settings
+from qa.config import Settings, cpu_has_bf16
+from qa.embed import load_embedder
+from qa.errors import ConfigError
 from qa.index.generation import Generation
 from qa.index.manifest import read_manifest
 from qa.retriever import Retriever
@@ -208,3 +210,25 @@ def test_another_precision_re_embeds_every_article(small, fake_embedder):
     assert report.kept == 0 and report.reembedded == 3, report.summary()
     assert read_manifest(small.index_dir / report.generation).model.precision == "bf16"
     assert build_index(small, other).up_to_date
+
+
+def test_auto_keeps_the_live_index_s_precision_and_picks_no_int8_for_late(small,
+                                                                         fp32_embedder):
+    settings, best = small, "bf16" if cpu_has_bf16() else "int8"
+    # A new index: the machine's best.
+    assert load_embedder(build_settings(settings)).precision == best
+    # An index built before "auto" meant int8: adding to it must not re-embed it all.
+    build_index(settings, fp32_embedder)
+    assert build_settings(settings).precision == "fp32"
+    assert build_settings(settings.replace(precision="bf16")).precision == "bf16"
+    kept = load_embedder(build_settings(settings))
+    assert kept.precision == "fp32"
+    (settings.corpus_dir / "more.txt").write_text("Ferry Resumes\nThe ferry runs again.\n",
+                                                  encoding="utf-8")
+    assert build_index(settings, kept).kept >= 1
+    # Late sentence vectors pool torch's token states: the int8 graph has none.
+    late = load_embedder(build_settings(settings.replace(sentence_vectors="late")))
+    assert late.precision == ("bf16" if cpu_has_bf16() else "fp32")
+    int8 = load_embedder(settings.replace(precision="int8"))
+    with pytest.raises(ConfigError, match="pools the torch model's token states"):
+        int8.encode_late(["Title\nA sentence."], [[(6, 17)]])

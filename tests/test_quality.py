@@ -2,7 +2,7 @@
 realtimeqa-dev slice, with floors.
 
 Each floor sits at least one question under what the default (the reader on) measures today
-(docs/BENCHMARKS.md "Answer quality"; the same with bf16 and fp32 vectors unless said), so one
+(docs/BENCHMARKS.md "Answer quality"; the same with bf16, int8 and fp32 vectors unless said), so one
 borderline question does not fail the build and a real regression does. Each says how far
 below today it is. `qa eval` asks through Retriever.answer, the path users get.
 """
@@ -142,14 +142,15 @@ def realtimeqa_slice(tmp_path):
 
 
 def test_realtimeqa_slice_keeps_its_floors(tmp_path):
-    # News-quiz questions in other words than the articles'. Measured on the slice: recall@5
-    # 46/67 (0.687), mrr@10 0.575, highlight@1 29/67 (0.433), 1 abstains (without the
-    # reader 41/67, 0.495, 24/67, none).
+    # News-quiz questions in other words than the articles'. Measured on the slice with int8
+    # vectors (the default where the CPU has no bf16): recall@5 44/67 (0.657), mrr@10
+    # 0.572, highlight@1 29/67 (0.433), 1 abstains; with fp32 vectors 45/67, 0.579, 29/67, 1
+    # (without the reader, fp32: 41/67, 0.495, 24/67, none).
     articles, questions, count, kept = realtimeqa_slice(tmp_path)
     m = run_eval(tmp_path, articles, questions)
     assert m["answerable"] == count == 67 and kept == 87
-    assert m["recall_at_5"] >= 45 / 67  # one question below today
-    assert m["mrr_at_10"] >= 0.56  # 0.015 below: one question found first lost
+    assert m["recall_at_5"] >= 43 / 67  # one question below today
+    assert m["mrr_at_10"] >= 0.555  # 0.015 below: one question found first lost
     assert m["highlight_at_1"] >= 28 / 67  # one below
     assert m["abstained_answerable"] <= 2 / 67  # one more than today
     # A question that stands on its own is answered as if it came first, also when it holds

@@ -123,7 +123,8 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The embedder the settings name (loads torch and the model)."""
     from qa.embed.transformer import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(settings.model, settings.precision, settings.batch_size)
+    return SentenceTransformerEmbedder(settings.model, settings.precision, settings.batch_size,
+                                       sentence_vectors=settings.sentence_vectors)
 
 
 def load_question_encoder(settings: Settings) -> QuestionEncoder:

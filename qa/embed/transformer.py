@@ -31,9 +31,12 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model on the CPU, fp32 or bf16 autocast."""
+    """A sentence-transformers model on the CPU: fp32, bf16 autocast, or int8 through its
+    ONNX export. `sentence_vectors="late"` (token states pooled) needs torch, so "auto"
+    then picks no int8."""
 
-    def __init__(self, model: str | None = None, precision: str = "auto", batch_size: int = 64):
+    def __init__(self, model: str | None = None, precision: str = "auto", batch_size: int = 64,
+                 *, sentence_vectors: str = "separate"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         import transformers
@@ -55,12 +58,13 @@ class SentenceTransformerEmbedder:
         self.model_id, self.fingerprint = model_identity(model)
         self.dim = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length)
-        self.precision = resolve_precision(precision)
         self.batch_size = batch_size
         import torch
 
         self.threads = torch.get_num_threads()
         self._direct = _mean_pooling_parts(self._model)
+        self.precision = resolve_precision(
+            precision, int8=self._direct is not None and sentence_vectors == "separate")
         if self.precision == "int8" and self._direct is None:
             raise ConfigError(
                 f"precision 'int8' embeds with the model's ONNX export, which needs a "
@@ -163,6 +167,10 @@ class SentenceTransformerEmbedder:
                 f"sentence_vectors='late' needs a Transformer + mean pooling model, and "
                 f"{self.model_id!r} is not one; build with sentence_vectors='separate'"
             )
+        if self.precision == "int8":  # the int8 graph gives no token states to pool
+            raise ConfigError(
+                "sentence_vectors='late' pools the torch model's token states, and this "
+                "embedder is int8; load it with precision fp32, bf16, or auto for late")
         tokenizer, transformer = self._direct
         texts = list(texts)
         firsts = np.cumsum([0] + [len(s) for s in spans])

@@ -221,9 +221,9 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True, index: bool = 
     parser.add_argument("--model", help="sentence-transformers model name or path "
                         "(default: VERBATIM_MODEL, else the bundled all-MiniLM-L6-v2)")
     parser.add_argument("--precision", choices=PRECISIONS,
-                        help=f"{precision} (default: VERBATIM_PRECISION, else auto: bf16 where "
-                        "the CPU has bf16 instructions, else fp32; int8: the ONNX graph that "
-                        "embeds questions, twice fp32's speed without bf16)")
+                        help=f"{precision} (default: VERBATIM_PRECISION, else auto: the "
+                        "index's own; for a new index bf16 where the CPU has bf16 instructions, "
+                        "else int8, the ONNX graph that embeds questions, twice fp32's speed)")
 
 
 def _question_options(p: argparse.ArgumentParser) -> None:

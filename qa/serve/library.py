@@ -62,9 +62,10 @@ def engine_embedder(settings: Settings, engine: str = "local", ray_address: str 
     """
     if engine != "ray":
         return None
+    from qa.build import build_settings
     from qa.embed.ray_engine import load_ray_embedder
 
-    return load_ray_embedder(settings, ray_address, ray_actors)
+    return load_ray_embedder(build_settings(settings), ray_address, ray_actors)
 
 
 class Library:
@@ -105,9 +106,10 @@ class Library:
         """The embedder builds use; the local model is loaded on the first call."""
         with self._embedder_lock:
             if self._embedder is None:
+                from qa.build import build_settings
                 from qa.embed import load_embedder
 
-                self._embedder = load_embedder(self.settings)
+                self._embedder = load_embedder(build_settings(self.settings))
             return self._embedder
 
     def fetcher(self) -> Fetcher:

@@ -48,7 +48,7 @@ def test_bf16_vectors_are_close_to_fp32(fp32_embedder, bf16_embedder):
     assert not np.array_equal(fp32, bf16)  # bf16 really ran (else this test proves nothing)
 
 
-def test_a_query_runs_on_one_thread_and_leaves_the_setting_as_found(real_embedder, monkeypatch):
+def test_a_query_runs_on_one_thread_and_leaves_the_setting_as_found(fp32_embedder, monkeypatch):
     import torch
 
     seen = []
@@ -59,21 +59,21 @@ def test_a_query_runs_on_one_thread_and_leaves_the_setting_as_found(real_embedde
             return inner(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(real_embedder, "_encode_direct", spy(real_embedder._encode_direct))
-    monkeypatch.setattr(real_embedder._model, "encode", spy(real_embedder._model.encode))
+    monkeypatch.setattr(fp32_embedder, "_encode_direct", spy(fp32_embedder._encode_direct))
+    monkeypatch.setattr(fp32_embedder._model, "encode", spy(fp32_embedder._model.encode))
     before = torch.get_num_threads()
-    real_embedder.encode(["one question?"])
-    real_embedder.encode(seed_sentences(20))
-    assert seen == [1, real_embedder.threads]
+    fp32_embedder.encode(["one question?"])
+    fp32_embedder.encode(seed_sentences(20))
+    assert seen == [1, fp32_embedder.threads]
     assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_query_fast_path_gives_sentence_transformers_vectors(real_embedder, bf16_embedder,
+def test_query_fast_path_gives_sentence_transformers_vectors(fp32_embedder, bf16_embedder,
                                                               precision):
     import torch
 
-    embedder = real_embedder if precision == "fp32" else bf16_embedder
+    embedder = fp32_embedder if precision == "fp32" else bf16_embedder
     assert embedder._direct is not None  # the bundled model is Transformer -> mean pooling
     texts = ["Who leads the new chip alliance?", *seed_sentences(3)]
     fast = embedder.encode(texts)  # <= QUERY_TEXTS: the direct path
@@ -83,3 +83,4 @@ def test_query_fast_path_gives_sentence_transformers_vectors(real_embedder, bf16
         reference = embedder._model.encode(texts, convert_to_numpy=True,
                                            normalize_embeddings=True)
     assert np.min(np.sum(fast * reference.astype(np.float32), axis=1)) > 0.9999
+

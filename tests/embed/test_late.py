@@ -72,14 +72,14 @@ class ForwardCounter:
 
 
 @pytest.fixture(scope="module")
-def late_build(tmp_path_factory, real_embedder):
+def late_build(tmp_path_factory, fp32_embedder):
     root = tmp_path_factory.mktemp("late")
     shutil.copytree(SEED_CORPUS, root / "corpus")
     settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index",
                         sentence_vectors="late")
-    counter = ForwardCounter(real_embedder)
+    counter = ForwardCounter(fp32_embedder)
     try:
-        report = build_index(settings, real_embedder)
+        report = build_index(settings, fp32_embedder)
     finally:
         counter.close()
     return settings, report, counter.rows
@@ -95,7 +95,7 @@ def test_late_build_reads_each_passage_once_and_says_so(late_build):
     assert manifest.model.sentence_vectors == "late"
 
 
-def test_late_passage_vectors_are_encode_s(late_build, real_embedder):
+def test_late_passage_vectors_are_encode_s(late_build, fp32_embedder):
     from qa.index.generation import Generation
 
     settings, report, _ = late_build
@@ -103,21 +103,21 @@ def test_late_passage_vectors_are_encode_s(late_build, real_embedder):
     try:
         # The context each passage was embedded with: the title, or a page's section label.
         texts = [f"{p.context}\n{p.text}" for p in generation.db.passages([0, 1, 2]).values()]
-        cosines = np.sum(real_embedder.encode(texts) * generation.vectors[[0, 1, 2]], axis=1)
+        cosines = np.sum(fp32_embedder.encode(texts) * generation.vectors[[0, 1, 2]], axis=1)
     finally:
         generation.close()
     assert cosines.min() > 0.999, cosines
 
 
 @pytest.mark.parametrize("question", read_questions(EVAL / "seed_dev.jsonl"), ids=lambda q: q.id)
-def test_a_late_index_answers_the_seed_questions(late_build, real_embedder, question):
+def test_a_late_index_answers_the_seed_questions(late_build, fp32_embedder, question):
     from qa.retriever import Retriever
 
     settings, _, _ = late_build
     # The late vectors' own ranking: with the reader on top, d01's member list falls out
     # of the top 5 (the reader prefers "The newly formed alliances, including the
     # Model-Chip Ecosystem Innovation Alliance ..."; docs/BENCHMARKS.md).
-    retriever = Retriever.open(settings.replace(reranker=False), real_embedder)
+    retriever = Retriever.open(settings.replace(reranker=False), fp32_embedder)
     assert not retriever.answer(question.question, k=5).abstained
     # What test_seed_index asks of the default ("separate") index.
     hits = retriever.search(question.question, k=5)
@@ -126,12 +126,12 @@ def test_a_late_index_answers_the_seed_questions(late_build, real_embedder, ques
     ]
 
 
-def test_switching_sentence_vectors_re_embeds_every_article(late_build, real_embedder):
+def test_switching_sentence_vectors_re_embeds_every_article(late_build, fp32_embedder):
     settings, _, _ = late_build
     separate = settings.replace(sentence_vectors="separate")
-    counter = ForwardCounter(real_embedder)
+    counter = ForwardCounter(fp32_embedder)
     try:
-        report = build_index(separate, real_embedder)
+        report = build_index(separate, fp32_embedder)
     finally:
         counter.close()
     assert report.kept == 0 and report.reembedded == 1, report.summary()
@@ -139,6 +139,6 @@ def test_switching_sentence_vectors_re_embeds_every_article(late_build, real_emb
     assert counter.rows > report.passages
     manifest = read_manifest(separate.index_dir / report.generation)
     assert manifest.model.sentence_vectors == "separate"
-    assert build_index(separate, real_embedder).up_to_date
-    back = build_index(settings, real_embedder)
+    assert build_index(separate, fp32_embedder).up_to_date
+    back = build_index(settings, fp32_embedder)
     assert back.kept == 0 and back.reembedded == 1, back.summary()
