@@ -2,7 +2,8 @@
 
     python bench/reader.py coverage [--limit N]
     python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.4,0.7]
-                                 [--sentence-weights 0.5,1] [--reader FOLDER]
+                                 [--sentence-weights 0.5,1] [--sure-from 0.5 --first-read 24]
+                                 [--reader FOLDER]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -162,6 +163,9 @@ def main() -> None:
     parser.add_argument("--sure-from", default="",
                         help="stop reading after the first sentences when one answers this "
                         "surely, e.g. 0.8,0.9 (default: read them all)")
+    parser.add_argument("--first-read", type=int, default=ReadingPlan().first_read,
+                        help="with --sure-from: the sentences always read (the rest only "
+                        "when none of these answers surely)")
     parser.add_argument("--sentence-weights", default="1.0",
                         help="the reader's share of a sentence's score (the highlight)")
     parser.add_argument("--reader", type=Path,
@@ -172,7 +176,8 @@ def main() -> None:
     if args.what == "coverage":
         coverage(args.limit, names)
     else:
-        plans(args.limit, [parse_plan(x) for x in args.plans.split(",")],
+        plans(args.limit, [dataclasses.replace(parse_plan(x), first_read=args.first_read)
+                           for x in args.plans.split(",")],
               [float(x) for x in args.weights.split(",")],
               [float(x) for x in args.sentence_weights.split(",")], names,
               [None] + [float(x) for x in args.sure_from.split(",") if x], args.reader)

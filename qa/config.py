@@ -98,8 +98,9 @@ class Settings:
     # A folder with a reader's reader.onnx, reader.json and tokenizer.json
     # (VERBATIM_READER); None means the one shipped in qa/reader/weights/.
     reader_model: Path | None = None
-    # Sentences it reads per question: its cost grows with this.
-    reader_sentences: int = 24
+    # Sentences it reads per question at most (the first 24 always, the rest only when
+    # none of those answers surely: qa.reader.rerank.ReadingPlan): its cost grows with this.
+    reader_sentences: int = 40
     # With the reader, an answer is graded by its probability that the best quote answers:
     # below reader_abstain_threshold it abstains, below reader_confident_threshold "may
     # answer". It also abstains when the best cosine is under abstain_threshold: on the

@@ -41,6 +41,7 @@ def reader_status(settings: Settings) -> str:
         return "off (--rerank off or VERBATIM_RERANK=off)"
     from qa.errors import ReaderError
     from qa.reader.model import GRAPH, MODEL_DIR, verify
+    from qa.reader.rerank import ReadingPlan
 
     folder = settings.reader_model or MODEL_DIR
     try:
@@ -49,9 +50,11 @@ def reader_status(settings: Settings) -> str:
         return f"UNAVAILABLE: {exc}; answers fall back to the plain ranking"
     size = (folder / GRAPH).stat().st_size / 2**20
     where = "" if folder == MODEL_DIR else f" from {folder}"
+    first = ReadingPlan().first_read
     return (f"on{where}: {info.base_model} cross-encoder, {info.precision} ONNX, "
             f"{size:.1f} MiB, "
-            f"fingerprint {info.fingerprint}, reads {settings.reader_sentences} sentences")
+            f"fingerprint {info.fingerprint}, reads {min(first, settings.reader_sentences)}"
+            f" sentences, up to {settings.reader_sentences} when unsure")
 
 
 def index_info(settings: Settings) -> str:
