@@ -143,9 +143,10 @@ def realtimeqa_slice(tmp_path):
 
 def test_realtimeqa_slice_keeps_its_floors(tmp_path):
     # News-quiz questions in other words than the articles'. Measured on the slice with int8
-    # vectors (the default where the CPU has no bf16): recall@5 44/67 (0.657), mrr@10
-    # 0.572, highlight@1 29/67 (0.433), 1 abstains; with fp32 vectors 45/67, 0.579, 29/67, 1
-    # (without the reader, fp32: 41/67, 0.495, 24/67, none).
+    # vectors (the default where the CPU has no bf16) and the reader reading further when
+    # unsure: recall@5 44/67 (0.657), mrr@10 0.572, highlight@1 29/67 (0.433), none
+    # abstains. Reading 24 only: the same, 1 abstaining; with fp32 vectors 45/67, 0.579,
+    # 29/67, 1 (without the reader, fp32: 41/67, 0.495, 24/67, none).
     articles, questions, count, kept = realtimeqa_slice(tmp_path)
     m = run_eval(tmp_path, articles, questions)
     assert m["answerable"] == count == 67 and kept == 87
