@@ -50,11 +50,11 @@ def reader_status(settings: Settings) -> str:
         return f"UNAVAILABLE: {exc}; answers fall back to the plain ranking"
     size = (folder / GRAPH).stat().st_size / 2**20
     where = "" if folder == MODEL_DIR else f" from {folder}"
-    first = ReadingPlan().first_read
+    plan = ReadingPlan(sentences=settings.reader_sentences)  # as open_reranker reads
     return (f"on{where}: {info.base_model} cross-encoder, {info.precision} ONNX, "
             f"{size:.1f} MiB, "
-            f"fingerprint {info.fingerprint}, reads {min(first, settings.reader_sentences)}"
-            f" sentences, up to {settings.reader_sentences} when unsure")
+            f"fingerprint {info.fingerprint}, reads {min(plan.first_read, plan.sentences)}"
+            f" sentences, up to {plan.sentences} when unsure")
 
 
 def index_info(settings: Settings) -> str:
