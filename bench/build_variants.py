@@ -1,9 +1,11 @@
 """A cheaper build against the default (two passes, auto precision), reader on, every set.
 
-    python bench/build_variants.py [--variants late int8] [--squad-every 9]
+    python bench/build_variants.py [--variants late int8 pooled] [--squad-every 9]
 
 `late`: sentence vectors pooled from the passage's forward pass (`sentence_vectors="late"`);
-`int8`: every vector from the int8 ONNX graph that embeds the questions (`precision="int8"`).
+`int8`: every vector from the int8 ONNX graph that embeds the questions (`precision="int8"`),
+passages encoded; `pooled`: passage vectors averaged from the sentence vectors
+(`passage_vectors="pooled"`, precision "auto").
 Builds each set's index again per variant (under bench/results/<variant>-*, reused on later
 runs) and asks every question of every set through `Retriever.answer` on each (squad-dev
 every 9th question, as bench/reader.py --limit 600).
@@ -22,7 +24,9 @@ from bench.quality import SETS  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.eval import eval_index_dir, evaluate, prepare_retriever, read_questions  # noqa: E402
 
-VARIANTS = {"late": {"sentence_vectors": "late"}, "int8": {"precision": "int8"}}
+VARIANTS = {"late": {"sentence_vectors": "late"},
+            "int8": {"precision": "int8", "passage_vectors": "encoded"},
+            "pooled": {"passage_vectors": "pooled"}}
 
 
 def main() -> None:

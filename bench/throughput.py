@@ -4,12 +4,15 @@ The baseline is what a user would write by hand: one fp32 `SentenceTransformer.e
 of the passage texts alone (the same "title\\npassage" texts the pipeline embeds, same
 batch size, all cores). Each pipeline row is the real build, end to end (read, clean,
 chunk, embed passages and sentences, FAISS, BM25, SQLite, manifest), as `qa index --full`
-runs it, with one precision and one way of making sentence vectors:
-- "separate": every distinct "title\\nsentence" is embedded again (today's build);
-- "late": sentence vectors pooled from the passage pass (qa.embed.late, one pass per passage).
+runs it, with one precision and one way of making the vectors:
+- sentences "separate": every distinct "title\\nsentence" is embedded on its own;
+  "late": sentence vectors pooled from the passage pass (qa.embed.late);
+- passages "pooled": passage vectors averaged from the sentence vectors, so only the
+  sentences are embedded (one pass over the text); "encoded": every passage embedded too.
 "defaults" is Settings() as it stands (precision "auto": bf16 on CPUs with avx512_bf16 or
-amx_bf16, else int8; sentence vectors "separate"); "late" is the defaults with
-`--sentence-vectors late` (bf16 or fp32: late needs torch). Each build is
+amx_bf16, else int8; sentence vectors "separate"; passage vectors "pooled" for a new
+index); "encoded" is the defaults with `--passage-vectors encoded` (the default before);
+"late" the defaults with `--sentence-vectors late` (bf16 or fp32: late needs torch). Each build is
 `build_index(settings, embedder, full=True)`, what `qa index --full` runs after loading
 the model; the one-time ONNX export of the question model (once per
 model and index folder, ~20 s) is made before timing. Configurations take turns, round
@@ -17,7 +20,7 @@ by round, so a change of the machine's load hits them alike; medians are reporte
 CPU seconds. The issue-13 bar: the default pipeline >= 1.5x the bare fp32 passage encode.
 
     python bench/throughput.py                        # 8 squad-dev articles, 2 rounds
-    python bench/throughput.py --articles 24 --rounds 1 --configs fp32/separate bf16/late
+    python bench/throughput.py --articles 24 --rounds 1 --configs fp32/separate/encoded bf16/late
 """
 from __future__ import annotations
 
@@ -31,27 +34,17 @@ from common import (  # noqa: I001
 )
 
 from qa.build import build_index
-from qa.config import Settings, cpu_has_bf16, resolve_precision
+from qa.config import Settings, chunk_settings_for, cpu_has_bf16, resolve_precision
 from qa.embed.transformer import SentenceTransformerEmbedder
+from qa.text.chunk import chunk_article, embedding_text
+from qa.text.ingest import load_corpus
 
 
-class Recording:
-    """Passes through to the embedder and keeps the passage texts the pipeline embeds."""
-
-    def __init__(self, embedder) -> None:
-        self._embedder = embedder
-        self.texts: list[str] = []
-
-    def __getattr__(self, name):
-        return getattr(self._embedder, name)
-
-    def encode(self, texts, on_progress=None):
-        self.texts.extend(texts)
-        return self._embedder.encode(texts, on_progress)
-
-    def encode_late(self, texts, *args, **kwargs):
-        self.texts.extend(texts)
-        return self._embedder.encode_late(texts, *args, **kwargs)
+def passage_texts_of(settings: Settings, embedder) -> list[str]:
+    """The "title\\npassage" texts a build of `settings` cuts: what the baseline encodes."""
+    chunking = chunk_settings_for(settings, embedder.max_tokens)
+    return [embedding_text(c, a.text) for a in load_corpus(settings.corpus_dir).articles
+            for c in chunk_article(a, embedder.count_tokens, chunking)]
 
 
 def bare_encode(model, texts: list[str], batch_size: int, threads: int) -> None:
@@ -67,31 +60,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", nargs="+",
                         default=["defaults", "late"],
-                        help="PRECISION/SENTENCE_VECTORS, 'defaults', or 'late' (the "
-                        "defaults with late sentence vectors)")
+                        help="PRECISION/SENTENCE_VECTORS[/PASSAGE_VECTORS], 'defaults', "
+                        "'encoded' or 'late' (the defaults with encoded passage vectors or late "
+                        "sentence vectors)")
     args = parser.parse_args()
     print(f"{load_average()}; CPU bf16 instructions: {cpu_has_bf16()}", flush=True)
     defaults = Settings()
     configs = {}
     for name in args.configs:
-        precision, mode = ((defaults.precision, defaults.sentence_vectors) if name == "defaults"
-                           else (defaults.precision, "late") if name == "late"
-                           else name.split("/"))
-        configs[name] = (resolve_precision(precision, int8=mode == "separate"), mode)
-    embedders = {p: SentenceTransformerEmbedder(precision=p) for p, _ in configs.values()}
+        precision, mode, *passages = (
+            (defaults.precision, defaults.sentence_vectors, "pooled") if name == "defaults"
+            else (defaults.precision, defaults.sentence_vectors, "encoded") if name == "encoded"
+            else (defaults.precision, "late") if name == "late"
+            else name.split("/"))
+        passages = passages[0] if passages else "encoded" if mode == "late" else "pooled"
+        configs[name] = (resolve_precision(precision, int8=mode == "separate"), mode, passages)
+    embedders = {p: SentenceTransformerEmbedder(precision=p) for p, *_ in configs.values()}
     fp32 = embedders.get("fp32") or SentenceTransformerEmbedder(precision="fp32")
     threads = fp32.threads
     bare_encode(fp32._model, ["warm up the model"] * 8, fp32.batch_size, threads)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     times: dict[str, list[Clock]] = {name: [] for name in ["bare fp32 encode", *configs]}
-    reports, passage_texts = {}, None
+    reports = {}
     with tempfile.TemporaryDirectory(dir=RESULTS) as tmp:
         work = Path(tmp)
         corpus = work / "corpus" / "articles.jsonl"
         corpus.parent.mkdir()
         rows = read_jsonl(SQUAD_ARTICLES)[: args.articles]
         corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        passage_texts = passage_texts_of(Settings(corpus_dir=corpus), fp32)
         for round_ in range(args.rounds):
             order = list(configs) if round_ % 2 == 0 else list(reversed(configs))
             for name in ["bare fp32 encode", *order] if round_ % 2 else [*order, "bare fp32 encode"]:
@@ -100,20 +98,15 @@ def main() -> None:
                         bare_encode(fp32._model, passage_texts, fp32.batch_size, threads)
                     times[name].append(clock)
                     continue
-                precision, mode = configs[name]
-                recording = Recording(embedders[precision])
+                precision, mode, passages = configs[name]
                 settings = Settings(corpus_dir=corpus, index_dir=work / name.replace("/", "-"),
-                                    precision=precision, sentence_vectors=mode)
+                                    precision=precision, sentence_vectors=mode,
+                                    passage_vectors=passages)
                 if round_ == 0:  # once per model and index folder: not per build
                     embedders[precision].export_question_model(settings.index_dir)
                 with Clock() as clock:
-                    reports[name] = build_index(settings, recording, full=True)
+                    reports[name] = build_index(settings, embedders[precision], full=True)
                 times[name].append(clock)
-                if passage_texts is None:
-                    passage_texts = recording.texts[:reports[name].passages]
-                    with Clock() as clock:
-                        bare_encode(fp32._model, passage_texts, fp32.batch_size, threads)
-                    times["bare fp32 encode"].append(clock)
 
     passages = len(passage_texts)
     tokens = sum(min(n + 2, fp32.max_tokens) for n in fp32.count_tokens(passage_texts))
@@ -123,14 +116,15 @@ def main() -> None:
     for name, clocks in times.items():
         wall, cpu = median([c.wall for c in clocks]), median([c.cpu for c in clocks])
         what = "bare SentenceTransformer.encode, passages only" if name not in configs else (
-            f"build_index --full, {configs[name][0]}, sentences {configs[name][1]}")
-        embedded = "-" if name not in configs else reports[name].embedded_sentences
+            f"build_index --full, {configs[name][0]}, sentences {configs[name][1]}, "
+            f"passages {configs[name][2]}")
+        embedded = "-" if name not in configs else reports[name].texts_embedded
         out_rows.append([name, what, embedded, wall, passages / wall, f"{bare / wall:.2f}x",
                          f"{bare_cpu / cpu:.2f}x"])
         result[name] = {"wall": [c.wall for c in clocks], "cpu": [c.cpu for c in clocks]}
     print(f"\n{args.articles} squad-dev articles, {passages} passages, {tokens:,} passage tokens; "
           f"median of {args.rounds}; {load_average()}")
-    print(table(["config", "what", "sentences embedded again", "seconds", "passages/s",
+    print(table(["config", "what", "texts embedded", "seconds", "passages/s",
                  "vs bare (wall)", "vs bare (CPU)"], out_rows))
     if "defaults" in configs:
         ratio = bare / median([c.wall for c in times["defaults"]])

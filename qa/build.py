@@ -25,7 +25,7 @@ from qa.index import layout
 from qa.index.db import PassageRow
 from qa.index.dense import DEFAULT_BACKEND, choose_factory
 from qa.index.generation import chunker_info, expected_for
-from qa.index.manifest import BuildStats, DenseInfo, Manifest, ModelInfo
+from qa.index.manifest import BuildStats, DenseInfo, Manifest, ModelInfo, embedded_phrase
 from qa.index.writer import (
     Assembled, OnProgress, Reusable, live_manifest, reusable_generation, write_generation,
 )
@@ -63,10 +63,14 @@ class BuildReport:
     previous: str | None = None
     # Nothing changed since the live generation: no new generation was written.
     up_to_date: bool = False
+    # "pooled": the new passages' vectors were averaged from their sentences' vectors, so
+    # only the sentences went through the model.
+    passage_vectors: str = "encoded"
 
     @classmethod
     def of(cls, generation: str, corpus: Corpus, passages: int, stats: BuildStats,
-           started: float, previous: str | None, up_to_date: bool = False) -> "BuildReport":
+           started: float, previous: str | None, up_to_date: bool = False,
+           passage_vectors: str = "encoded") -> "BuildReport":
         """The report of a build that started at `started` (time.perf_counter())."""
         return cls(
             generation=generation, articles=len(corpus.articles), passages=passages,
@@ -74,15 +78,24 @@ class BuildReport:
             reembedded=stats.reembedded, embedded_passages=stats.embedded_passages,
             embedded_sentences=stats.embedded_sentences, skipped=corpus.skipped,
             seconds=time.perf_counter() - started, previous=previous, up_to_date=up_to_date,
+            passage_vectors=passage_vectors,
         )
+
+    @property
+    def texts_embedded(self) -> int:
+        """Texts that went through the model (passages too unless their vectors were pooled)."""
+        passages = self.embedded_passages if self.passage_vectors == "encoded" else 0
+        return passages + self.embedded_sentences
 
     def summary(self) -> str:
         again = f", {self.reembedded} re-embedded" if self.reembedded else ""
         head = f"{self.generation} is up to date" if self.up_to_date else self.generation
+        embedded = embedded_phrase(self.embedded_passages, self.embedded_sentences,
+                                   self.passage_vectors)
         return (
             f"{head}: {self.articles} articles, {self.passages} passages "
             f"({self.added} added, {self.changed} changed, {self.removed} removed, "
-            f"{self.kept} kept{again}; {self.embedded_passages} passages embedded), "
+            f"{self.kept} kept{again}; {embedded}), "
             f"{skipped_phrase(self.skipped)}, {self.seconds:.1f} s"
         )
 
@@ -108,12 +121,14 @@ class Embedded:
 def embed_articles(
     embedder: Embedder, articles: Sequence[Article], chunking: ChunkSettings,
     progress: OnProgress = lambda stage, done, total: None,
-    sentence_vectors: str = "separate",
+    sentence_vectors: str = "separate", passage_vectors: str = "encoded",
 ) -> Embedded:
     """Chunk `articles` and embed their passages and sentences.
 
     `sentence_vectors`: "separate" embeds each distinct sentence on its own; "late" pools
     them from the passages' forward pass (qa.embed.late; the embedder must be a LateEmbedder).
+    `passage_vectors`: "encoded" embeds each passage too; "pooled" makes a passage's vector
+    from its sentences' (`pool_passages`), so only the sentences are embedded.
     """
     chunks = {a.id: chunk_article(a, embedder.count_tokens, chunking) for a in articles}
     passage_texts = [embedding_text(c, a.text) for a in articles for c in chunks[a.id]]
@@ -123,6 +138,8 @@ def embed_articles(
         sentence_embedding_text(c, a.text, s) for a in articles for c in chunks[a.id]
         for s in c.sentences
     ]
+    if passage_vectors == "pooled":
+        return _embed_pooled(embedder, chunks, sentence_texts, progress)
     # Embed each distinct text once: overlapping passages share sentences, and a
     # one-sentence passage reads exactly like its sentence.
     passage_row = {text: i for i, text in enumerate(passage_texts)}
@@ -135,6 +152,34 @@ def embed_articles(
     pool = np.concatenate([vectors, unique_vectors]) if len(unique) else vectors
     row = {**{t: len(passage_texts) + i for i, t in enumerate(unique)}, **passage_row}
     sentence_vectors = pool[np.asarray([row[t] for t in sentence_texts], dtype=np.int64)]
+    return Embedded(chunks, vectors, sentence_vectors, len(unique))
+
+
+def pool_passages(sentence_vectors: np.ndarray, weights: np.ndarray,
+                  sentences_per_passage: Sequence[int]) -> np.ndarray:
+    """One unit vector per passage: the mean of its consecutive sentences' vectors,
+    weighted by their word pieces (what mean pooling over the passage's tokens weighs them
+    by), normalised. `sentence_vectors` holds every passage's sentences in order."""
+    counts = np.asarray(sentences_per_passage, dtype=np.int64)
+    if not len(counts):
+        return np.zeros((0, sentence_vectors.shape[1]), np.float32)
+    weighted = sentence_vectors.astype(np.float32) * np.asarray(weights, np.float32)[:, None]
+    sums = np.add.reduceat(weighted, np.cumsum(counts) - counts, axis=0)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return sums / np.maximum(norms, 1e-12)
+
+
+def _embed_pooled(embedder: Embedder, chunks: dict[str, list[Chunk]],
+                  sentence_texts: list[str], progress: OnProgress) -> Embedded:
+    """Sentence vectors embedded, each distinct sentence once; passage vectors pooled."""
+    unique = list(dict.fromkeys(sentence_texts))
+    unique_vectors = embedder.encode(unique, lambda done, _: progress("embed", done, len(unique)))
+    row = {t: i for i, t in enumerate(unique)}
+    rows = np.asarray([row[t] for t in sentence_texts], dtype=np.int64)
+    sentence_vectors = unique_vectors[rows]
+    weights = np.asarray(embedder.count_tokens(unique), dtype=np.float32)[rows]
+    counts = [len(c.sentences) for passages in chunks.values() for c in passages]
+    vectors = pool_passages(sentence_vectors, weights, counts).astype(unique_vectors.dtype)
     return Embedded(chunks, vectors, sentence_vectors, len(unique))
 
 
@@ -247,9 +292,26 @@ def _up_to_date(plan: _Plan, previous: Reusable | None, settings: Settings) -> b
             and settings.index_factory in (None, previous.manifest.dense.factory))
 
 
-def _model_info(embedder: Embedder, sentence_vectors: str) -> ModelInfo:
+def _model_info(embedder: Embedder, sentence_vectors: str, passage_vectors: str) -> ModelInfo:
     return ModelInfo(id=embedder.model_id, fingerprint=embedder.fingerprint, dim=embedder.dim,
-                     precision=embedder.precision, sentence_vectors=sentence_vectors)
+                     precision=embedder.precision, sentence_vectors=sentence_vectors,
+                     passage_vectors=passage_vectors)
+
+
+def passage_vectors_for(settings: Settings, embedder: Embedder, live: Manifest | None) -> str:
+    """What Settings.passage_vectors "auto" means for this build: the live index's own
+    where the build could add to it (same model, precision and sentence vectors), so an
+    index built before pooling is not re-embedded whole; else "pooled" ("encoded" with late
+    sentence vectors, which come from the passage's own pass)."""
+    if settings.passage_vectors != "auto":
+        return settings.passage_vectors
+    if settings.sentence_vectors == "late":
+        return "encoded"
+    if live is not None and (live.model.fingerprint, live.model.precision,
+                             live.model.sentence_vectors) == (
+            embedder.fingerprint, embedder.precision, settings.sentence_vectors):
+        return live.model.passage_vectors
+    return "pooled"
 
 
 def build_settings(settings: Settings) -> Settings:
@@ -335,9 +397,10 @@ def build_index(
         corpus = _corpus(settings)
         chunking = chunk_settings_for(settings, embedder.max_tokens)
         live, current = live_manifest(index_dir)
+        passage_vectors = passage_vectors_for(settings, embedder, current)
         previous = None if full else reusable_generation(
             index_dir, live, expected_for(embedder, chunking), embedder.precision,
-            settings.sentence_vectors)
+            settings.sentence_vectors, passage_vectors)
         plan = _plan(corpus, previous, current)
         progress("read", len(corpus.articles), len(corpus.articles))
         if _up_to_date(plan, previous, settings):
@@ -346,22 +409,24 @@ def build_index(
             layout.remove_stale(index_dir, keep=(live, before))
             _export_question_model(embedder, index_dir)
             return BuildReport.of(live, corpus, previous.manifest.counts.passages,
-                                  plan.stats(full, None), started, before, up_to_date=True)
+                                  plan.stats(full, None), started, before, up_to_date=True,
+                                  passage_vectors=passage_vectors)
 
         if embedder.precision == "int8":  # embed with the index's own question graph
             _export_question_model(embedder, index_dir)
         with workers_kept(embedder):  # a Ray cluster's actors load the model once
             embedded = embed_articles(embedder, plan.fresh, chunking, progress,
-                                      settings.sentence_vectors)
+                                      settings.sentence_vectors, passage_vectors)
         assembled = assemble(corpus.articles, plan.kept_ids, previous, embedded)
         stats = plan.stats(full, embedded)
         dense = DenseInfo(DEFAULT_BACKEND,
                           settings.index_factory or choose_factory(len(assembled.vectors)))
         name, before = write_generation(
             index_dir, corpus.articles, plan.hashes, assembled, dense=dense,
-            model=_model_info(embedder, settings.sentence_vectors),
+            model=_model_info(embedder, settings.sentence_vectors, passage_vectors),
             chunker=chunker_info(chunking), corpus_dir=_corpus_dir(settings), build=stats,
             started=started, progress=progress,
         )
         _export_question_model(embedder, index_dir)
-    return BuildReport.of(name, corpus, len(assembled.rows), stats, started, before)
+    return BuildReport.of(name, corpus, len(assembled.rows), stats, started, before,
+                          passage_vectors=passage_vectors)

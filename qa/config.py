@@ -15,6 +15,8 @@ MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 SentenceVectors = Literal["separate", "late"]
 SENTENCE_VECTORS: tuple[str, ...] = ("separate", "late")
+PassageVectors = Literal["auto", "encoded", "pooled"]
+PASSAGE_VECTORS: tuple[str, ...] = ("auto", "encoded", "pooled")
 # CPU flags that make bf16 matrix products fast (2.4x fp32 here: bench/throughput.py).
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
@@ -133,6 +135,13 @@ class Settings:
     # each sentence on its own; "late" pools them from the passage's own forward pass
     # (qa.embed.late), one pass instead of ~two, for ~1.1 points less recall@1 on squad-dev.
     sentence_vectors: SentenceVectors = "separate"
+    # How a build makes the passage vectors (dense search): "encoded" embeds each passage;
+    # "pooled" averages its sentences' vectors, weighted by word pieces, so every text is
+    # embedded once: half the work, the same answers with the reader (docs/BENCHMARKS.md,
+    # "Passage vectors pooled from sentences"). "auto": the index's own when adding to one
+    # (no archive re-embedded on an upgrade), else pooled; encoded with late sentence
+    # vectors, which are themselves pooled from the passage's pass.
+    passage_vectors: PassageVectors = "auto"
     # A FAISS index-factory string; None picks by size (see store.choose_factory).
     index_factory: str | None = None
     max_question_chars: int = 2000
@@ -186,6 +195,16 @@ class Settings:
             raise ConfigError(
                 f"sentence_vectors must be one of {', '.join(SENTENCE_VECTORS)}, "
                 f"got {self.sentence_vectors!r}"
+            )
+        if self.passage_vectors not in PASSAGE_VECTORS:
+            raise ConfigError(
+                f"passage_vectors must be one of {', '.join(PASSAGE_VECTORS)}, "
+                f"got {self.passage_vectors!r}"
+            )
+        if self.passage_vectors == "pooled" and self.sentence_vectors == "late":
+            raise ConfigError(
+                "passage_vectors='pooled' averages sentence vectors, and sentence_vectors="
+                "'late' pools those from the passage's vector pass: use one of them"
             )
 
     def replace(self, **changes: object) -> "Settings":

@@ -41,7 +41,9 @@ def stored(settings: Settings) -> dict[tuple[str, int, int], np.ndarray]:
         generation.close()
 
 
-def test_adding_one_article_embeds_only_its_texts(small, fake_embedder):
+@pytest.mark.parametrize("passage_vectors", ["encoded", "pooled"])
+def test_adding_one_article_embeds_only_its_texts(small, fake_embedder, passage_vectors):
+    small = small.replace(passage_vectors=passage_vectors)
     build_index(small, fake_embedder)
     fake_embedder.encoded.clear()
     (small.corpus_dir / "delta.txt").write_text(
@@ -55,7 +57,7 @@ def test_adding_one_article_embeds_only_its_texts(small, fake_embedder):
     outside = [t for t in fake_embedder.encoded if normalise(t) not in source
                and not all(normalise(line) in source for line in t.splitlines())]
     assert outside == [], f"texts of other articles were embedded: {outside}"
-    assert len(fake_embedder.encoded) == report.embedded_passages + report.embedded_sentences
+    assert len(fake_embedder.encoded) == report.texts_embedded
     assert (report.added, report.changed, report.removed, report.kept) == (1, 0, 0, 3)
     assert "1 added, 0 changed, 0 removed, 3 kept" in report.summary()
     assert report.generation == "gen-000002" and report.articles == 4
@@ -81,7 +83,9 @@ def test_changed_article_is_reembedded_and_removed_one_is_gone(small, fake_embed
                for h in retriever.search("atlas of the moon", k=3))
 
 
-def test_incremental_index_equals_a_full_rebuild(small, fake_embedder):
+@pytest.mark.parametrize("passage_vectors", ["encoded", "pooled"])
+def test_incremental_index_equals_a_full_rebuild(small, fake_embedder, passage_vectors):
+    small = small.replace(passage_vectors=passage_vectors)
     build_index(small, fake_embedder)
     (small.corpus_dir / "alpha.txt").unlink()
     (small.corpus_dir / "delta.txt").write_text(
@@ -113,7 +117,7 @@ def test_full_forces_everything(small, fake_embedder):
     report = build_index(small, fake_embedder, full=True)
     assert not report.up_to_date and report.generation == "gen-000002"
     assert report.embedded_passages == report.passages
-    assert len(fake_embedder.encoded) == report.embedded_passages + report.embedded_sentences
+    assert len(fake_embedder.encoded) == report.texts_embedded
     assert (report.added, report.changed, report.removed, report.kept) == (0, 0, 0, 0)
 
 
@@ -123,7 +127,7 @@ def test_another_model_reembeds_everything(small, fake_embedder):
     other.fingerprint = "fake-bow-v2"
     report = build_index(small, other)
     assert report.kept == 0 and report.reembedded == 3
-    assert len(other.encoded) == report.embedded_passages + report.embedded_sentences
+    assert len(other.encoded) == report.texts_embedded
 
 
 def test_generations_keep_the_previous_one_and_remove_older(small, fake_embedder):
@@ -180,7 +184,7 @@ def test_real_model_embeds_only_the_new_article(seed_settings, real_embedder, tm
     assert counting.encoded
     assert all(all(normalise(line) in source for line in text.splitlines())
                for text in counting.encoded), "a text not from the new article was embedded"
-    assert len(counting.encoded) == report.embedded_passages + report.embedded_sentences
+    assert len(counting.encoded) == report.texts_embedded
     assert len(set(counting.encoded)) == len(counting.encoded), "a text was embedded twice"
     assert (report.added, report.changed, report.removed, report.kept) == (1, 0, 0, 1)
     assert retriever.generation.name != before  # picked up without a restart

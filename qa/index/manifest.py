@@ -40,6 +40,9 @@ class ModelInfo:
     # How the sentence vectors were made (Settings.sentence_vectors): "separate" (each
     # sentence embedded on its own) or "late" (pooled from the passage's forward pass).
     sentence_vectors: str = "separate"
+    # How the passage vectors were made (Settings.passage_vectors): "encoded" (each passage
+    # embedded) or "pooled" (the word-piece-weighted mean of its sentences' vectors).
+    passage_vectors: str = "encoded"
 
 
 @_STRICT
@@ -85,6 +88,14 @@ class BuildStats:
     reembedded: int
     embedded_passages: int
     embedded_sentences: int
+
+
+def embedded_phrase(passages: int, sentences: int, passage_vectors: str) -> str:
+    """What a build's model did, for its summary: "12 passages embedded", or with pooled
+    passage vectors "40 sentences embedded, 12 passages pooled from them"."""
+    if passage_vectors == "pooled":
+        return f"{sentences} sentences embedded, {passages} passages pooled from them"
+    return f"{passages} passages embedded"
 
 
 @_STRICT

@@ -125,13 +125,15 @@ def live_manifest(index_dir: Path) -> tuple[str | None, Manifest | None]:
 
 
 def reusable_generation(index_dir: Path, name: str | None, expected: Expected,
-              precision: str, sentence_vectors: str = "separate") -> Reusable | None:
+              precision: str, sentence_vectors: str = "separate",
+              passage_vectors: str = "encoded") -> Reusable | None:
     """What the live generation can lend, or None if there is none or it does not fit.
 
     It is opened with every check a reader makes, checksums included, so damage is never
     copied forward. Vectors of another precision are not mixed into a generation (their
     cosines agree to 0.99998, but a manifest then says what every vector is), nor sentence
-    vectors made the other way (separate vs late: they score differently).
+    vectors made the other way (separate vs late: they score differently), nor passage
+    vectors (encoded vs pooled).
     """
     if name is None:
         return None
@@ -148,6 +150,11 @@ def reusable_generation(index_dir: Path, name: str | None, expected: Expected,
     if generation.manifest.model.sentence_vectors != sentence_vectors:
         log.info("the live index holds %s sentence vectors, this build makes %s: embedding "
                  "every article", generation.manifest.model.sentence_vectors, sentence_vectors)
+        generation.close()
+        return None
+    if generation.manifest.model.passage_vectors != passage_vectors:
+        log.info("the live index holds %s passage vectors, this build makes %s: embedding "
+                 "every article", generation.manifest.model.passage_vectors, passage_vectors)
         generation.close()
         return None
     try:

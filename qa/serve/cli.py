@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from qa.config import MODES, PRECISIONS, SENTENCE_VECTORS, Settings
+from qa.config import MODES, PASSAGE_VECTORS, PRECISIONS, SENTENCE_VECTORS, Settings
 from qa.errors import ConfigError, QAError
 from qa.index import layout
 from qa.embed.ray_engine import add_engine_options
@@ -265,6 +265,11 @@ def parser() -> argparse.ArgumentParser:
                    help="separate (default): embed each sentence on its own; late: pool them "
                    "from the passage's forward pass, about twice as fast to build, ~1 point "
                    "less recall@1 (a change re-embeds every article)")
+    p.add_argument("--passage-vectors", choices=PASSAGE_VECTORS,
+                   help="auto (default): the index's own, pooled for a new one; pooled: "
+                   "average each passage's sentence vectors, so every text is embedded once "
+                   "(half the work); encoded: embed each passage too (a change re-embeds "
+                   "every article)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_engine_options(p)
     p.set_defaults(func=cmd_index)

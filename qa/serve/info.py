@@ -6,7 +6,7 @@ from pathlib import Path
 from qa.config import Settings
 from qa.errors import QAError
 from qa.index import layout
-from qa.index.manifest import BuildStats, read_manifest
+from qa.index.manifest import BuildStats, embedded_phrase, read_manifest
 
 
 def folder_bytes(path: Path) -> int:
@@ -15,12 +15,12 @@ def folder_bytes(path: Path) -> int:
                if not p.is_symlink() and p.is_file())
 
 
-def describe_build(build: BuildStats) -> str:
+def describe_build(build: BuildStats, passage_vectors: str = "encoded") -> str:
     again = f", {build.reembedded} re-embedded" if build.reembedded else ""
     return (
         f"{'full, ' if build.full else ''}{build.added} added, {build.changed} changed, "
         f"{build.removed} removed, {build.kept} kept{again}; "
-        f"{build.embedded_passages} passages embedded"
+        f"{embedded_phrase(build.embedded_passages, build.embedded_sentences, passage_vectors)}"
     )
 
 
@@ -75,7 +75,8 @@ def index_info(settings: Settings) -> str:
         ("index", str(path)),
         ("generation", name),
         ("model", f"{model.id} (dim {model.dim}, fingerprint {model.fingerprint}, "
-                  f"{model.precision}, sentence vectors {model.sentence_vectors})"),
+                  f"{model.precision}, sentence vectors {model.sentence_vectors}, "
+                  f"passage vectors {model.passage_vectors})"),
         ("articles", str(counts.articles)),
         ("passages", str(counts.passages)),
         ("sentences", str(counts.sentences)),
@@ -85,7 +86,7 @@ def index_info(settings: Settings) -> str:
         ("corpus", manifest.corpus_dir),
         ("size on disk", f"{folder_bytes(path) / 2**20:.1f} MiB"),
         ("built", f"{manifest.built_at} in {manifest.build_seconds} s"),
-        ("last build", describe_build(manifest.build)),
+        ("last build", describe_build(manifest.build, model.passage_vectors)),
         ("health", health(path)),
         ("reader", reader_status(settings)),
     ]

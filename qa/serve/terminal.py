@@ -22,6 +22,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         precision=getattr(args, "precision", None),
         index_factory=getattr(args, "faiss", None),
         sentence_vectors=getattr(args, "sentence_vectors", None),
+        passage_vectors=getattr(args, "passage_vectors", None),
         reranker=None if getattr(args, "rerank", None) is None else args.rerank == "on",
     )
 
