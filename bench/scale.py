@@ -21,8 +21,9 @@ The projection to 1M and 10M passages on N machines of C cores (one 1-CPU actor 
     d   driver seconds per passage (measured: the least of the runs, as the first build
         also exports the question model once; not spread over the cluster)
     u   the build's start-up: actors starting and loading the model, once per build (its
-        passes, passages then sentences, share the actors)
-    s   characters embedded per passage (its text and its distinct sentences)
+        passes share the actors)
+    s   characters embedded per passage (its distinct sentences, and its own text where
+        passage vectors are encoded rather than pooled)
     r1  characters/s of one 1-CPU actor inside the model (measured, 1 worker)
     e   dispatch efficiency: the steady rate of the 2-worker run over the sum of its
         actors' own rates (what Ray's scheduling and transfers leave of perfect scaling;
@@ -50,6 +51,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the throwaway cluster the tests use
 from qa.build import build_index  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.embed.transformer import SentenceTransformerEmbedder  # noqa: E402
+from qa.index.writer import live_manifest  # noqa: E402
 
 PASSAGES = (1_000_000, 10_000_000)
 MACHINES = (1, 4, 16, 64)
@@ -186,10 +188,12 @@ def main() -> None:
             results.append(run_ray(settings, args.rounds, workers, model, work))
             print(f"ray, {workers} worker(s): {results[-1]['seconds']:.1f} s; {load_average()}",
                   flush=True)
+        built = live_manifest(settings.index_dir)[1].model
 
     first = results[0]
     print(f"\n{args.articles} squad-dev articles: {first['passages']} passages, "
-          f"{first['texts']} texts embedded (passages + distinct sentences), fp32; "
+          f"{first['texts']} texts embedded ({built.precision}, distinct sentences, passage "
+          f"vectors {built.passage_vectors}); "
           f"{load_average()}")
     print(table(
         ["engine", "workers", "build s", "passages/s", "in encode s", "start-up s",
