@@ -186,8 +186,8 @@ def test_squad_slice_keeps_its_floors(tmp_path):
     # worded like their paragraph: the floors allow more than one borderline question, so
     # a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.86  # 0.033 (13 questions) below today
-    assert m["recall_at_5"] >= 0.975  # 0.020 (8 questions) below
-    assert m["mrr_at_10"] >= 0.91  # 0.029 below
-    assert m["highlight_at_1"] >= 0.80  # 0.039 (15 questions) below
+    assert m["recall_at_1"] >= 0.86  # 0.035 (14 questions) below today
+    assert m["recall_at_5"] >= 0.975  # 0.017 (7 questions) below
+    assert m["mrr_at_10"] >= 0.91  # 0.028 below
+    assert m["highlight_at_1"] >= 0.80  # 0.044 (17 questions) below
     assert m["abstained_answerable"] <= 0.025  # 6 more than today
