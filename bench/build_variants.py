@@ -5,7 +5,8 @@
 `late`: sentence vectors pooled from the passage's forward pass (`sentence_vectors="late"`);
 `int8`: every vector from the int8 ONNX graph that embeds the questions (`precision="int8"`),
 passages encoded; `pooled`: passage vectors averaged from the sentence vectors
-(`passage_vectors="pooled"`, precision "auto").
+(`passage_vectors="pooled"`, precision "auto"); `pooled-fp32`: the same in fp32 (what
+bf16, the default on CPUs with bf16 instructions, stands closest to).
 Builds each set's index again per variant (under bench/results/<variant>-*, reused on later
 runs) and asks every question of every set through `Retriever.answer` on each (squad-dev
 every 9th question, as bench/reader.py --limit 600).
@@ -26,7 +27,8 @@ from qa.eval import eval_index_dir, evaluate, prepare_retriever, read_questions 
 
 VARIANTS = {"late": {"sentence_vectors": "late"},
             "int8": {"precision": "int8", "passage_vectors": "encoded"},
-            "pooled": {"passage_vectors": "pooled"}}
+            "pooled": {"passage_vectors": "pooled"},
+            "pooled-fp32": {"precision": "fp32", "passage_vectors": "pooled"}}
 
 
 def main() -> None:
