@@ -114,7 +114,7 @@ def test_real_pooled_vectors_find_the_same_passages_as_encoded_ones(tmp_path, re
         encoded, pooled = generations["encoded"], generations["pooled"]
         assert encoded.passage_count == pooled.passage_count
         cosines = np.sum(np.asarray(encoded.vectors) * np.asarray(pooled.vectors), axis=1)
-        assert cosines.min() > 0.8, cosines
+        assert cosines.min() > 0.9, cosines  # measured 0.95-0.99
     finally:
         for generation in generations.values():
             generation.close()
