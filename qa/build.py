@@ -175,10 +175,11 @@ def _embed_pooled(embedder: Embedder, chunks: dict[str, list[Chunk]],
     unique = list(dict.fromkeys(sentence_texts))
     unique_vectors = embedder.encode(unique, lambda done, _: progress("embed", done, len(unique)))
     row = {t: i for i, t in enumerate(unique)}
-    rows = np.asarray([row[t] for t in sentence_texts], dtype=np.int64)
-    sentence_vectors = unique_vectors[rows]
-    weights = np.asarray(embedder.count_tokens(unique), dtype=np.float32)[rows]
-    counts = [len(c.sentences) for passages in chunks.values() for c in passages]
+    sentence_vectors = unique_vectors[np.asarray([row[t] for t in sentence_texts], np.int64)]
+    passages = [c for article_chunks in chunks.values() for c in article_chunks]
+    # A "context\nsentence" text has the word pieces of both (the newline adds none).
+    weights = [c.context_tokens + n for c in passages for n in c.sentence_tokens]
+    counts = [len(c.sentences) for c in passages]
     vectors = pool_passages(sentence_vectors, weights, counts).astype(unique_vectors.dtype)
     return Embedded(chunks, vectors, sentence_vectors, len(unique))
 

@@ -25,6 +25,10 @@ class Chunk:
     end: int
     context: str
     sentences: tuple[Span, ...]
+    # Word pieces of each sentence and of the context line, as the chunker counted them
+    # (no special tokens): pooled passage vectors are weighted by them, uncounted again.
+    sentence_tokens: tuple[int, ...]
+    context_tokens: int
 
 
 def split_sentences(text: str, offset: int = 0) -> list[Span]:
@@ -92,8 +96,9 @@ def chunk_article(
     paragraphs = paragraph_spans(text)
     kinds = masthead([text[start:end] for start, end in paragraphs])
     context = section_label(text, paragraphs, kinds) or article.title
-    context_tokens = count([context])[0] + 1 if context else 0
-    budget = settings.max_tokens - SPECIAL_TOKENS - context_tokens
+    context_tokens = count([context])[0] if context else 0
+    # The context line and the newline after it come before every text.
+    budget = settings.max_tokens - SPECIAL_TOKENS - (context_tokens + 1 if context else 0)
     if budget < 16:
         raise ValueError(
             f"title of {article.id!r} leaves only {budget} word pieces of {settings.max_tokens}"
@@ -157,13 +162,16 @@ def chunk_article(
     chunks = []
     for block in blocks:
         spans = [span for span, _ in block]
-        for i, j in _windows([size for _, size in block], budget, settings.overlap_sentences):
+        sizes = [size for _, size in block]
+        for i, j in _windows(sizes, budget, settings.overlap_sentences):
             chunks.append(
                 Chunk(
                     start=spans[i].start,
                     end=spans[j - 1].end,
                     context=context,
                     sentences=tuple(spans[i:j]),
+                    sentence_tokens=tuple(sizes[i:j]),
+                    context_tokens=context_tokens,
                 )
             )
     return chunks
