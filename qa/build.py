@@ -69,8 +69,8 @@ class BuildReport:
 
     @classmethod
     def of(cls, generation: str, corpus: Corpus, passages: int, stats: BuildStats,
-           started: float, previous: str | None, up_to_date: bool = False,
-           passage_vectors: str = "encoded") -> "BuildReport":
+           started: float, previous: str | None, *, passage_vectors: str,
+           up_to_date: bool = False) -> "BuildReport":
         """The report of a build that started at `started` (time.perf_counter())."""
         return cls(
             generation=generation, articles=len(corpus.articles), passages=passages,

@@ -15,7 +15,7 @@ def folder_bytes(path: Path) -> int:
                if not p.is_symlink() and p.is_file())
 
 
-def describe_build(build: BuildStats, passage_vectors: str = "encoded") -> str:
+def describe_build(build: BuildStats, passage_vectors: str) -> str:
     again = f", {build.reembedded} re-embedded" if build.reembedded else ""
     return (
         f"{'full, ' if build.full else ''}{build.added} added, {build.changed} changed, "
