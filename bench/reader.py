@@ -3,7 +3,7 @@
     python bench/reader.py coverage [--limit N]
     python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.4,0.7]
                                  [--sentence-weights 0.5,1] [--sure-from 0.5 --first-read 24]
-                                 [--reader FOLDER]
+                                 [--antecedents on|off|both] [--reader FOLDER]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -124,9 +124,9 @@ def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
     from qa.reader.model import MODEL_DIR, Reader
 
     reader = Remembering(Reader(folder or MODEL_DIR))
-    print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | abstained | "
-          "pairs read per question |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | sentences marked | "
+          "abstained | pairs read per question |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for eval_set, questions, plain in load_sets(limit, names):
         answerable = any(q.answers for q in questions)
         rows = [("off", plain)]
@@ -136,7 +136,8 @@ def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
                 plan = dataclasses.replace(shape, weight=w, sentence_weight=sw, sure_from=s)
                 label = (f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}/"
                          f"{plan.per_deep_passage}, weight {w}/{sw}"
-                         + (f", sure from {s} after {plan.first_read}" if s else ""))
+                         + (f", sure from {s} after {plan.first_read}" if s else "")
+                         + ("" if plan.antecedents else ", no antecedents"))
                 rows.append((label, Retriever(plain.index, plain.embedder,
                                               plain.settings.replace(reranker=True),
                                               ReaderReranker(reader, plan))))
@@ -145,8 +146,8 @@ def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
             m = evaluate(retriever, questions)
             pairs = (reader.asked - before) / max(1, len(questions))
             shown = ((m.recall_at_1, m.recall_at_5, m.mrr_at_10, m.highlight_at_1,
-                      m.abstained_answerable) if answerable
-                     else (None, None, None, None, m.abstain_recall))
+                      m.marked_sentences, m.abstained_answerable) if answerable
+                     else (None, None, None, None, None, m.abstain_recall))
             cells = " | ".join("" if v is None else f"{v:.3f}" for v in shown)
             print(f"| {eval_set.name} | {label} | {cells} | {pairs:.1f} |", flush=True)
 
@@ -168,6 +169,9 @@ def main() -> None:
                         "when none of these answers surely)")
     parser.add_argument("--sentence-weights", default="1.0",
                         help="the reader's share of a sentence's score (the highlight)")
+    parser.add_argument("--antecedents", default="on", choices=("on", "off", "both"),
+                        help="read a sentence that opens with 'This', 'He'... after the one "
+                        "before it (ReadingPlan.antecedents)")
     parser.add_argument("--reader", type=Path,
                         help="a reader folder to measure instead of the shipped one (such as "
                         "a new training round's export)")
@@ -176,8 +180,10 @@ def main() -> None:
     if args.what == "coverage":
         coverage(args.limit, names)
     else:
-        plans(args.limit, [dataclasses.replace(parse_plan(x), first_read=args.first_read)
-                           for x in args.plans.split(",")],
+        antecedents = {"on": (True,), "off": (False,), "both": (False, True)}[args.antecedents]
+        plans(args.limit, [dataclasses.replace(parse_plan(x), first_read=args.first_read,
+                                               antecedents=a)
+                           for x in args.plans.split(",") for a in antecedents],
               [float(x) for x in args.weights.split(",")],
               [float(x) for x in args.sentence_weights.split(",")], names,
               [None] + [float(x) for x in args.sure_from.split(",") if x], args.reader)

@@ -116,12 +116,21 @@ def pick_highlights(
 ) -> tuple[Span, ...]:
     """The best-scoring sentence, and the runner-up when it is within `margin` of it.
 
-    Headings are marked only if the quote has nothing else. `text` is the quoted text and
-    `offset` its start in the article. Spans come back in reading order.
+    The reader scores a sentence it read with the one before it as one span (see
+    qa.reader.rerank). When a span overlapping the best one scores within `margin` of it,
+    only the sentences the two share are marked: both readings credit them (a sentence
+    inside the best span scoring as well answers in fewer words). Headings are marked
+    only if the quote has nothing else. `text` is the quoted text and `offset` its start
+    in the article. Spans come back in reading order.
     """
     prose = [s for s in sentences if not is_heading(text[s.start - offset:s.end - offset])]
     ranked = sorted(prose or sentences, key=lambda s: -s.score)
-    chosen = [s for s in ranked[:2] if ranked[0].score - s.score <= margin]
+    top = ranked[0]
+    close = [s for s in ranked[1:] if top.score - s.score <= margin]
+    apart = [s for s in close if s.end <= top.start or s.start >= top.end]
+    shared = next((s for s in close if s not in apart), None)
+    best = Span(max(top.start, shared.start), min(top.end, shared.end)) if shared else top
+    chosen = [best] + apart[:1]
     return tuple(Span(s.start, s.end) for s in sorted(chosen, key=lambda s: s.start))
 
 

@@ -41,7 +41,8 @@ class Metrics:
     recall_at_10: float
     mrr_at_10: float
     highlight_at_1: float
-    # Sentences marked in the first quote, on average (a near tie marks two).
+    # Sentences marked in the first quote, on average (a near tie marks two, and so does
+    # a sentence read with the one before it).
     marked_sentences: float
     abstain_precision: float | None
     abstain_recall: float | None
@@ -195,6 +196,14 @@ def highlight_hit(answer: Answer, question: Question) -> bool:
     return answers_in(marked, question)
 
 
+def marked_sentences(quote: Quote) -> int:
+    """How many sentences the quote's marks cover: one mark may span a sentence and the one
+    before it that it refers to (the reader read them together)."""
+    from qa.text.chunk import split_sentences
+
+    return sum(len(split_sentences(quote.text[s.start:s.end])) or 1 for s in quote.highlights)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
@@ -236,7 +245,7 @@ def evaluate(retriever, questions: Iterable[Question], mode: str | None = None,
             ranks.append(first_answering_rank(answer.quotes or answer.closest, question))
             highlights.append(highlight_hit(answer, question))
             first = (answer.quotes or answer.closest)[:1]
-            marked.append(len(first[0].highlights) if first else 0)
+            marked.append(marked_sentences(first[0]) if first else 0)
             abstained_answerable += answer.abstained
             low_answerable += low
         else:

@@ -158,6 +158,25 @@ def test_highlight_skips_a_heading_and_marks_a_near_tie_too():
     assert [TEXT[s.start:s.end] for s in only_best] == ["Second sentence names the union."]
 
 
+def test_where_overlapping_spans_score_alike_only_what_they_share_is_marked():
+    first, second, third = sentence_spans(0, TEXT.index("\n\nAnother"))[1:4]
+    # The reader's span of a sentence read with the one before it, and that one alone.
+    together = ScoredSpan(first.start, second.end, 0.80, 0.5)
+    alone = ScoredSpan(first.start, first.end, 0.79, 0.5)
+    after = ScoredSpan(third.start, third.end, 0.78, 0.5)
+    spans = pick_highlights((alone, together, after), TEXT, 0, margin=0.05)
+    assert [(s.start, s.end) for s in spans] == [(first.start, first.end),
+                                                 (third.start, third.end)]
+    # Far below it, the sentence alone does not answer: the two are marked together, once.
+    alone = ScoredSpan(first.start, first.end, 0.30, 0.5)
+    spans = pick_highlights((alone, together), TEXT, 0, margin=0.05)
+    assert [(s.start, s.end) for s in spans] == [(first.start, second.end)]
+    # Two such spans, close: the sentence both read is the one marked.
+    later = ScoredSpan(second.start, third.end, 0.81, 0.5)
+    spans = pick_highlights((together, later), TEXT, 0, margin=0.05)
+    assert [(s.start, s.end) for s in spans] == [(second.start, second.end)]
+
+
 def test_a_quote_carries_its_article_url():
     from dataclasses import replace
 

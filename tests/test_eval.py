@@ -7,7 +7,7 @@ import pytest
 from conftest import EVAL
 from qa.eval import (
     Question, evaluate, evaluate_conversations, highlight_hit, holds_conversations,
-    read_conversations,
+    marked_sentences, read_conversations,
 )
 from qa.types import Answer, Quote, Span
 
@@ -141,6 +141,14 @@ def test_the_answer_outside_the_marked_sentence_is_no_highlight():
         "unmarked", "no-quotes", "no-closest"])
 def test_highlight_hit_reads_the_marks_of_the_first_quote(answer, hit):
     assert highlight_hit(answer, Question("q", "q", ("42",), "a.txt")) is hit
+
+
+def test_marked_sentences_counts_the_sentences_a_mark_covers():
+    text = "Dockers formed a union. It named Ada Lee its head. Wages rose."
+    assert marked_sentences(quote(text, "Wages rose.")) == 1
+    assert marked_sentences(quote(text, "Dockers formed a union. It named Ada Lee its head.",
+                                  "Wages rose.")) == 3
+    assert marked_sentences(quote(text)) == 0
 
 
 def test_the_article_may_be_named_by_title():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader import pair_text
+from qa.reader import pair_text, refers_back
 from qa.types import Hit
 
 # Unread sentences of a read passage score this much below their first-stage score, so
@@ -45,6 +45,20 @@ class ReadingPlan:
     # 32 pairs a question (bench/reader.py, docs/BENCHMARKS.md "Reading further").
     first_read: int = 24
     sure_from: float | None = 0.7
+    # A sentence that opens with "This", "He", "Their"... is read after the sentence before
+    # it in its passage, and when it answers both are marked: alone, "Despite these
+    # efforts, collaboration can be daunting due to differing corporate cultures" does not
+    # say whose (docs/BENCHMARKS.md, "Reading a sentence with the one before it").
+    antecedents: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the reader reads for one sentence: `text` (after the title), from `start` in
+    the article (the sentence's own start, or its antecedent's)."""
+
+    text: str
+    start: int
 
 
 class ReaderReranker:
@@ -58,22 +72,30 @@ class ReaderReranker:
     def fingerprint(self) -> str:
         return self.reader.fingerprint
 
-    def choose(self, hits: Sequence[Hit]) -> dict[tuple[str, int, int], str]:
-        """The sentences to read, keyed by (article, start, end), with the text read: the
+    def choose(self, hits: Sequence[Hit]) -> dict[tuple[str, int, int], Reading]:
+        """The sentences to read, keyed by (article, start, end), with what is read: the
         best `per_passage` of each passage in rank order, until `sentences` are chosen."""
-        chosen: dict[tuple[str, int, int], str] = {}
+        chosen: dict[tuple[str, int, int], Reading] = {}
         for rank, hit in enumerate(hits):
             p = hit.passage
             taken = 0
             most = (self.plan.per_deep_passage if rank < self.plan.deep_passages
                     else self.plan.per_passage)
+            in_order = sorted(hit.sentences, key=lambda s: s.start)
+            before = {s.start: previous for previous, s in zip(in_order, in_order[1:])}
             for s in sorted(hit.sentences, key=lambda s: -s.score):
                 if taken == most or len(chosen) == self.plan.sentences:
                     break
                 key = (p.article_id, s.start, s.end)
                 taken += 1
-                if key not in chosen:  # overlapping passages share a sentence
-                    chosen[key] = pair_text(p.title, p.text[s.start - p.start:s.end - p.start])
+                if key in chosen:  # overlapping passages share a sentence
+                    continue
+                start = s.start
+                if self.plan.antecedents and s.start in before and refers_back(
+                        p.text[s.start - p.start:s.end - p.start]):
+                    start = before[s.start].start
+                chosen[key] = Reading(pair_text(p.title, p.text[start - p.start:s.end - p.start]),
+                                      start)
             if len(chosen) == self.plan.sentences:
                 break
         return chosen
@@ -89,7 +111,7 @@ class ReaderReranker:
             return []
         readings = (question,) if isinstance(question, str) else tuple(question)
         chosen = self.choose(hits)
-        texts = list(chosen.values())
+        texts = [reading.text for reading in chosen.values()]
         first = len(texts) if self.plan.sure_from is None else self.plan.first_read
         best = self._read(readings, texts[:first])
         if len(texts) > first and best.max(initial=0.0) < self.plan.sure_from:
@@ -102,14 +124,19 @@ class ReaderReranker:
             best = 0.0
             sentences = []
             for s in hit.sentences:
-                probability = probabilities.get((article, s.start, s.end))
+                key = (article, s.start, s.end)
+                probability = probabilities.get(key)
                 if probability is None:
                     sentences.append(replace(s, score=s.score + UNREAD_OFFSET))
-                else:
-                    probability = float(probability)  # plain floats: the API's JSON
-                    best = max(best, probability)
-                    sentences.append(replace(s, score=self.plan.sentence_weight * probability
-                                             + (1 - self.plan.sentence_weight) * s.score))
+                    continue
+                probability = float(probability)  # plain floats: the API's JSON
+                best = max(best, probability)
+                # What was read together is marked together (if this passage holds it).
+                read_from = chosen[key].start
+                start = read_from if read_from >= hit.passage.start else s.start
+                sentences.append(replace(s, start=start,
+                                         score=self.plan.sentence_weight * probability
+                                         + (1 - self.plan.sentence_weight) * s.score))
             out.append(replace(hit, score=weight * best + (1 - weight) * hit.score,
                                sentences=tuple(sentences), answer_probability=best))
         out.sort(key=lambda h: -h.score)

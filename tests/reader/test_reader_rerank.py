@@ -1,9 +1,10 @@
 """The reader's stage (pure: hand-made hits, a reader that scores by a word it looks for)."""
 import numpy as np
+import pytest
 
 from qa.answer import build_answer
 from qa.config import Settings
-from qa.reader import pair_text
+from qa.reader import pair_text, refers_back
 from qa.reader.rerank import UNREAD_OFFSET, ReaderReranker, ReadingPlan
 from qa.types import Hit, Passage, ScoredSpan, Span
 
@@ -55,7 +56,8 @@ def test_the_plan_reads_each_passages_best_sentences_in_rank_order_once():
     # (shared with passage 1, read once), and the budget of 3 is spent.
     keys = [(a, s, e) for a, s, e in chosen]
     assert [TEXT[s:e] for _, s, e in keys] == [sentence(1), sentence(2), sentence(4)]
-    assert list(chosen.values()) == [pair_text("Harbour news", sentence(i)) for i in (1, 2, 4)]
+    assert [r.text for r in chosen.values()] == [pair_text("Harbour news", sentence(i))
+                                                 for i in (1, 2, 4)]
 
 
 def test_the_first_passages_may_give_more_sentences_than_the_rest():
@@ -153,3 +155,75 @@ def test_when_a_first_sentence_answers_surely_the_rest_are_not_read():
     reranked = ReaderReranker(unsure, plan).rerank("q", hits)[0]
     assert [len(texts) for texts in unsure.read] == [2, 3]
     assert reranked.answer_probability == np.float32(0.9).item()
+
+
+@pytest.mark.parametrize("sentence,leans", [
+    ("This move, driven by Huawei, was swift.", True),
+    ("Despite these efforts, it failed.", True),
+    ("Its owner sold it.", True),
+    ("Mackenzie Ferguson", True),  # a byline's name: who it is, the line before says
+    ("Italy won the match.", False),  # "It" only as a word of its own
+    ("The union named Ada Lee its head.", False),
+    ("Prices rose.", False),  # short, but a sentence
+    ("Despite the rain, the match went on.", False),
+])
+def test_refers_back_knows_a_sentence_that_needs_the_one_before_it(sentence, leans):
+    assert refers_back(sentence) is leans
+
+
+class BothWordsReader:
+    """Probability 0.9 for a text holding both words, 0.05 otherwise."""
+
+    fingerprint = "test"
+
+    def __init__(self, *words: str) -> None:
+        self.words = words
+        self.read: list[str] = []
+
+    def score(self, question, texts):
+        self.read.extend(texts)
+        return np.asarray([0.9 if all(w in t for w in self.words) else 0.05 for t in texts],
+                          dtype=np.float32)
+
+
+# "It" in the third sentence is the union of the second: only the two together answer.
+REFERRING = "The port opened in May. Dockers formed a union. It named Ada Lee its head."
+
+
+def referring_hit(first: int) -> Hit:
+    from qa.text.chunk import split_sentences
+
+    chosen = split_sentences(REFERRING)[first:]
+    start = chosen[0].start
+    passage = Passage(id=first, article_id="a", title="Harbour news", source="a.txt",
+                      date=None, start=start, end=len(REFERRING), text=REFERRING[start:],
+                      sentences=tuple(chosen))
+    return Hit(passage=passage, score=0.9, dense_score=0.5, sentences=tuple(
+        ScoredSpan(s.start, s.end, 0.5, 0.4) for s in chosen))
+
+
+def test_a_sentence_that_refers_back_is_read_and_marked_with_the_one_before_it():
+    reader = BothWordsReader("union", "Lee")
+    plan = ReadingPlan(sentences=8, per_passage=3, deep_passages=0)
+    reranked = ReaderReranker(reader, plan).rerank("Who leads the union?", [referring_hit(0)])
+    together = "Dockers formed a union. It named Ada Lee its head."
+    assert pair_text("Harbour news", together) in reader.read
+    assert reranked[0].answer_probability == np.float32(0.9).item()
+    answer = build_answer("Who leads the union?", reranked, 1, Settings())
+    quote = answer.quotes[0]
+    assert [quote.text[h.start:h.end] for h in quote.highlights] == [together]
+    # Without antecedents the reader sees "It named Ada Lee its head." alone.
+    alone = ReaderReranker(BothWordsReader("union", "Lee"),
+                           ReadingPlan(sentences=8, per_passage=3, deep_passages=0,
+                                       antecedents=False))
+    assert alone.rerank("Who leads the union?", [referring_hit(0)])[0].answer_probability \
+        == np.float32(0.05).item()
+
+
+def test_a_passage_that_opens_with_the_referring_sentence_reads_it_alone():
+    reader = BothWordsReader("It", "Lee")
+    plan = ReadingPlan(sentences=8, per_passage=3, deep_passages=0)
+    reranked = ReaderReranker(reader, plan).rerank("q", [referring_hit(2)])
+    assert reader.read == [pair_text("Harbour news", "It named Ada Lee its head.")]
+    marked = reranked[0].sentences[0]
+    assert REFERRING[marked.start:marked.end] == "It named Ada Lee its head."
