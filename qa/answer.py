@@ -185,8 +185,10 @@ def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings)
     level = confidence(best, abstain_below, confident_from)
     # With the reader, the cosine still says when nothing is near the question's topic:
     # the reader alone gives some off-topic questions more than some answerable ones
-    # (bench/calibrate_abstention.py), the two together separate them.
-    if read and max((similarity(h) for h in hits), default=0.0) < settings.abstain_threshold:
+    # (bench/calibrate_abstention.py), the two together separate them. A reader this sure
+    # is not overruled (a byline answers "Who edited it?" with words far from it).
+    if (read and best < settings.reader_overrides_gate_from
+            and max((similarity(h) for h in hits), default=0.0) < settings.abstain_threshold):
         level = NONE
     if level == NONE or not ranked:
         closest = tuple(to_quote(m, settings.highlight_margin) for m in ranked[:k])

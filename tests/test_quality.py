@@ -37,23 +37,23 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
     assert (m["answerable"], m["unanswerable"]) == (8, 3)
     assert m["recall_at_5"] >= 7 / 8  # today 8/8: one question below
     assert m["recall_at_1"] >= 6 / 8  # today 7/8: one below
-    assert m["highlight_at_1"] >= 5 / 8  # today 6/8, with the reader and without: one below
+    assert m["highlight_at_1"] >= 6 / 8  # today 7/8 (6/8 without the reader): one below
     assert m["abstained_answerable"] <= 1 / 8  # today none of 8: one more
     assert m["abstain_recall"] >= 2 / 3  # today 3/3 off-topic questions abstain: one fewer
     assert m["abstain_precision"] >= 3 / 4  # today 3/3: one answerable question abstaining
 
 
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
-    # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 8/12,
-    # recall@10 12/12, mrr@10 0.778, highlight@1 8/12 (5/12 without the reader), 1 of 12
-    # abstains (docs/BENCHMARKS.md says what is still missing).
+    # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 10/12,
+    # recall@10 12/12, mrr@10 0.866, highlight@1 10/12 (5/12 without the reader), none
+    # abstains (1 without the reader; docs/BENCHMARKS.md says what is still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12
     assert m["recall_at_5"] >= 10 / 12  # one question below today
     assert m["recall_at_10"] >= 11 / 12  # one below
     assert m["mrr_at_10"] >= 0.68  # 0.083 below: one question found first lost altogether
-    assert m["highlight_at_1"] >= 7 / 12  # one below
-    assert m["abstained_answerable"] <= 2 / 12  # one more than today
+    assert m["highlight_at_1"] >= 9 / 12  # one below
+    assert m["abstained_answerable"] <= 1 / 12  # one more than today
 
 
 def test_follow_ups_keep_their_floors(tmp_path):
@@ -103,13 +103,14 @@ def test_the_abstention_default_is_pinned_from_both_sides(seed_settings):
 def test_with_the_reader_off_topic_questions_abstain_and_paraphrases_answer(seed_retriever):
     # The reader's probability alone would answer "Which university is best for computer
     # science?" (0.26); the cosine gate (abstain_threshold) keeps it out. The least likely
-    # answerable paraphrase gets 0.060: reader_abstain_threshold raised over it abstains.
+    # answerable paraphrase ("What is the second group called?") gets 0.08 (0.094 with
+    # the torch encoder's candidates): reader_abstain_threshold raised over 0.1 abstains.
     assert seed_retriever.reranker is not None
     answered = [q for q in NEAR_OFF_TOPIC if not seed_retriever.answer(q).abstained]
     abstained = [q for q in NEAR_ANSWERABLE if seed_retriever.answer(q).abstained]
     assert (answered, abstained) == ([], [])
     lowest = min(seed_retriever.answer(q).relevance for q in NEAR_ANSWERABLE)
-    assert lowest <= Settings().reader_abstain_threshold + 0.03, lowest
+    assert lowest <= Settings().reader_abstain_threshold + 0.05, lowest
 
 
 def realtimeqa_slice(tmp_path):
@@ -144,13 +145,14 @@ def realtimeqa_slice(tmp_path):
 def test_realtimeqa_slice_keeps_its_floors(tmp_path):
     # News-quiz questions in other words than the articles'. Measured on the slice with the
     # defaults (int8 where the CPU has no bf16, passage vectors pooled, the reader reading
-    # further when unsure): recall@5 45/67 (0.672), mrr@10 0.573, highlight@1 29/67 (0.433),
-    # none abstains. With passages encoded: 44/67, 0.572, 29/67; with fp32 vectors 45/67,
-    # 0.579, 29/67, 1 abstaining (without the reader, fp32: 41/67, 0.495, 24/67, none).
+    # further when unsure, and a sentence with the one before it that it leans on): recall@5
+    # 44/67 (0.657), mrr@10 0.573, highlight@1 29/67 (0.433), none abstains (45/67, 0.573,
+    # 29/67 reading each sentence alone). With passages encoded: 44/67, 0.572, 29/67 (before
+    # the antecedents); without the reader, fp32: 41/67, 0.495, 24/67, none.
     articles, questions, count, kept = realtimeqa_slice(tmp_path)
     m = run_eval(tmp_path, articles, questions)
     assert m["answerable"] == count == 67 and kept == 87
-    assert m["recall_at_5"] >= 44 / 67  # one question below today
+    assert m["recall_at_5"] >= 43 / 67  # one question below today
     assert m["mrr_at_10"] >= 0.555  # 0.018 below: one question found first lost
     assert m["highlight_at_1"] >= 28 / 67  # one below
     assert m["abstained_answerable"] <= 2 / 67  # one more than today
@@ -180,9 +182,9 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::4]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 392 questions, recall@1 0.895, recall@5 0.992, mrr@10 0.938, highlight
-    # 0.844, 4 abstain, with pooled passage vectors (encoded: 0.893, 0.995, 0.939, 0.839, 4;
-    # without the reader 0.895, 0.990, 0.935, 0.801, none). Questions
+    # Measured: 392 questions, recall@1 0.908, recall@5 0.990, mrr@10 0.945, highlight
+    # 0.862, 3 abstain, with pooled passage vectors (0.895, 0.992, 0.938, 0.844, 4 reading
+    # each sentence alone; without the reader 0.895, 0.990, 0.935, 0.801, none). Questions
     # worded like their paragraph: the floors allow more than one borderline question, so
     # a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100

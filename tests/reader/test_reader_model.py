@@ -1,12 +1,15 @@
 """The shipped reader itself: it loads, it reads, and damage is never silent (real model)."""
 import logging
 import shutil
+from dataclasses import replace
 
 import pytest
 
+from qa.answer import similarity
 from qa.errors import ReaderError
 from qa.reader import pair_text
 from qa.reader.model import ABOUT, GRAPH, MODEL_DIR, TOKENIZER, Reader, verify
+from qa.reader.rerank import ReaderReranker
 from qa.retriever import Retriever
 
 TITLE = "Chinese AI Powerhouses Unite to Sidestep U.S. Tech Curbs!"
@@ -72,6 +75,34 @@ def test_it_re_ranks_a_seed_case_the_plain_ranking_gets_wrong(seed_settings, rea
     # The reader's probability that the marked sentence answers: 0.45 today.
     assert seed_retriever.reader_problem is None and answer.relevance > 0.35
     assert answer_words in first_highlight(answer)
+
+
+def test_a_sentence_that_leans_on_the_one_before_is_read_and_marked_with_it(seed_retriever):
+    # seed_dev d05. Alone, "Despite these efforts, achieving effective collaboration can be
+    # daunting due to differing corporate cultures and priorities." does not say whose
+    # collaboration (the reader gave it 0.14, and marked the sentence before, which names
+    # the firms but not the difficulty); read after that sentence, it answers.
+    question = "Why is collaboration between these companies hard?"
+    reranker = seed_retriever.reranker
+    alone = Retriever(seed_retriever.index, seed_retriever.embedder, seed_retriever.settings,
+                      ReaderReranker(reranker.reader, replace(reranker.plan,
+                                                              antecedents=False)))
+    assert "differing corporate cultures" not in first_highlight(alone.answer(question))
+    marked = first_highlight(seed_retriever.answer(question))
+    assert "differing corporate cultures" in marked and marked.startswith("Collaboration among")
+
+
+def test_a_byline_read_with_its_label_answers_though_far_from_the_question(seed_retriever):
+    # seed_dev_paraphrased p09: "Mackenzie Ferguson" alone read 0.04; after "Edited By",
+    # 0.79. No passage is near the question (best cosine 0.23, under the gate), but a
+    # reader this sure is not overruled.
+    question = "Who edited the piece?"
+    hits = seed_retriever.search(question, 5)
+    assert max(similarity(h) for h in hits) < seed_retriever.settings.abstain_threshold
+    answer = seed_retriever.answer(question)
+    assert not answer.abstained
+    assert answer.relevance >= seed_retriever.settings.reader_overrides_gate_from
+    assert "Mackenzie Ferguson" in first_highlight(answer)
 
 
 @pytest.mark.parametrize("damage", ["missing graph", "changed byte", "no description",

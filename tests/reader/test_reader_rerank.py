@@ -131,6 +131,21 @@ def test_abstention_reads_the_reader_probability_with_its_own_thresholds():
     assert not answer.abstained and answer.confidence == "low"
 
 
+def test_far_from_the_question_only_a_sure_reader_answers():
+    from dataclasses import replace
+
+    # Cosines under the gate (abstain_threshold): a byline answering "Who edited it?".
+    far = hit(0, 1, 0.9, [0.6, 0.5])
+    far = replace(far, dense_score=0.1, sentences=tuple(
+        replace(s, similarity=0.1) for s in far.sentences))
+    settings = Settings(abstain_threshold=0.26, reader_overrides_gate_from=0.7)
+    sure = ReaderReranker(WordReader("Dockers"), ReadingPlan()).rerank("q", [far])
+    assert sure[0].answer_probability == np.float32(0.9).item()
+    assert not build_answer("q", sure, 3, settings).abstained
+    assert build_answer("q", sure, 3, settings.replace(reader_overrides_gate_from=0.95)
+                        ).abstained
+
+
 def test_the_scores_it_sets_are_plain_floats_the_json_api_can_send():
     import dataclasses
     import json
