@@ -54,7 +54,9 @@ def reader_status(settings: Settings) -> str:
     return (f"on{where}: {info.base_model} cross-encoder, {info.precision} ONNX, "
             f"{size:.1f} MiB, "
             f"fingerprint {info.fingerprint}, reads {min(plan.first_read, plan.sentences)}"
-            f" sentences, up to {plan.sentences} when unsure")
+            f" sentences, up to {plan.sentences} when unsure"
+            + (", a sentence that leans on the one before read with it" if plan.antecedents
+               else ""))
 
 
 def index_info(settings: Settings) -> str:
