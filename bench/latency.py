@@ -85,7 +85,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     load_start = time.perf_counter()
     settings = Settings(index_dir=index_dir, mode=args.mode, precision=args.precision,
-                        reranker=args.rerank == "on")
+                        reranker=args.rerank != "off")
     if args.question_encoder == "torch":
         from qa.embed.transformer import SentenceTransformerEmbedder
 
@@ -96,8 +96,12 @@ def worker(args: argparse.Namespace) -> dict:
         if type(embedder).__name__ != "OnnxQuestionEncoder":
             raise SystemExit(f"no ONNX question model for {index_dir}")
     retriever = Retriever.open(settings, embedder)
-    if args.rerank == "on" and retriever.reranker is None:
+    if args.rerank != "off" and retriever.reranker is None:
         raise SystemExit(f"the reader did not load: {retriever.reader_problem}")
+    if args.rerank == "no-lead":  # read on even when both stages agree (ReadingPlan.lead_from)
+        import dataclasses
+
+        retriever.reranker.plan = dataclasses.replace(retriever.reranker.plan, lead_from=None)
     generation = retriever.generation
     load_s = time.perf_counter() - load_start
     rss_after_load = rss_breakdown_mb()
@@ -110,6 +114,13 @@ def worker(args: argparse.Namespace) -> dict:
     if retriever.reranker is not None:
         reader = retriever.reranker.reader
         reader.score = _Timer(tally, "reader", reader.score)
+        scored = reader.score
+
+        def counted(question, texts):
+            tally["pairs"] = tally.get("pairs", 0) + len(texts)
+            return scored(question, texts)
+
+        reader.score = counted
 
     if args.prefetch:
         # A proposed retriever change, measured without editing the retriever: once the
@@ -137,12 +148,13 @@ def worker(args: argparse.Namespace) -> dict:
     asked = [q for i, q in enumerate(everything) if i not in warm]
     for i in sorted(warm):
         retriever.answer(everything[i])
-    times, parts = [], {s: [] for s in STAGES}
+    times, parts, pairs = [], {s: [] for s in STAGES}, []
     for question in asked:
         tally.clear()
         start = time.perf_counter()
         answer = retriever.answer(question)
         times.append((time.perf_counter() - start) * 1000)
+        pairs.append(tally.get("pairs", 0))
         assert answer.quotes or answer.closest
         for stage in STAGES:
             parts[stage].append(tally.get(stage, 0.0) * 1000)
@@ -186,6 +198,7 @@ def worker(args: argparse.Namespace) -> dict:
         "dense": generation.dense.description if recall is None else None,
         "questions": len(times), "load_s": load_s, "process_s": time.perf_counter() - started,
         "p50": percentile(times, 50), "p99": percentile(times, 99),
+        "pairs_mean": float(np.mean(pairs)), "pairs_p50": percentile(pairs, 50),
         "parts_p50": {s: percentile(parts[s], 50) for s in STAGES},
         "parts_p99": {s: percentile(parts[s], 99) for s in STAGES},
         "rest_p50": percentile(rest, 50), "rest_p99": percentile(rest, 99),
@@ -262,13 +275,18 @@ def main() -> None:
                         help="onnx: the export a Retriever uses (default); torch: the model")
     parser.add_argument("--bare", type=int, default=100,
                         help="questions for the bare SentenceTransformer.encode p50")
-    parser.add_argument("--rerank", default="both", choices=["on", "off", "both"],
-                        help="with the reader, without it, or both (default)")
+    parser.add_argument("--rerank", default="both",
+                        help="with the reader (on), without it (off), with it reading on "
+                        "when both stages agree (no-lead: ReadingPlan.lead_from None), "
+                        "comma-separated; both: off,on (default)"),
     parser.add_argument("--rounds", type=int, default=1,
                         help="ask every size this many times, in turn, and report the median "
                              "of each round's ratios (the load here drifts within minutes)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = set(args.rerank.split(",")) - {"on", "off", "no-lead", "both"}
+    if unknown:
+        parser.error(f"--rerank: unknown {sorted(unknown)}; choose from on, off, no-lead, both")
     if args.worker:
         args.size = args.worker
         print("RESULT " + json.dumps(worker(args)), flush=True)
@@ -277,7 +295,7 @@ def main() -> None:
     print(load_average(), flush=True)
     results, rounds = [], []
     runs = [(size, rerank)
-            for rerank in (("off", "on") if args.rerank == "both" else (args.rerank,))
+            for rerank in ("off,on" if args.rerank == "both" else args.rerank).split(",")
             for size in args.sizes]
     for round_number, (size, rerank) in enumerate(runs * args.rounds):
         import synthetic
@@ -302,7 +320,8 @@ def main() -> None:
         else:
             rounds.append(result)
         print(f"{size:,}, reader {rerank}: p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, "
-              f"peak {result['peak_rss_mb']:,.0f} MiB", flush=True)
+              f"peak {result['peak_rss_mb']:,.0f} MiB, pairs read per question "
+              f"{result['pairs_mean']:.1f} (median {result['pairs_p50']:.0f})", flush=True)
 
     print()
     print(f"mode {args.mode}, {args.precision}, {args.questions} questions after {args.warmup} "
@@ -359,7 +378,7 @@ def main() -> None:
     print("memory at the end (MiB): " + "; ".join(
         f"{r['size']:,}: anon {r['rss_end'].get('RssAnon', 0):,.0f}, "
         f"file-backed {r['rss_end'].get('RssFile', 0):,.0f}" for r in results))
-    save_result(f"latency-{args.mode}-{args.precision}-reader-{args.rerank}"
+    save_result(f"latency-{args.mode}-{args.precision}-reader-{args.rerank.replace(',', '+')}"
                 + ("-prefetch" if args.prefetch else ""), {"results": results, "rounds": rounds})
 
 

@@ -3,7 +3,8 @@
     python bench/reader.py coverage [--limit N]
     python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.4,0.7]
                                  [--sentence-weights 0.5,1] [--sure-from 0.5 --first-read 24]
-                                 [--antecedents on|off|both] [--reader FOLDER]
+                                 [--antecedents on|off|both] [--lead 0.04/0.5,off]
+                                 [--reader FOLDER]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -137,7 +138,9 @@ def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
                 label = (f"{plan.sentences}/{plan.per_passage}/{plan.deep_passages}/"
                          f"{plan.per_deep_passage}, weight {w}/{sw}"
                          + (f", sure from {s} after {plan.first_read}" if s else "")
-                         + ("" if plan.antecedents else ", no antecedents"))
+                         + ("" if plan.antecedents else ", no antecedents")
+                         + (f", lead {plan.lead_from}/{plan.lead_sure_from}"
+                            if plan.lead_from is not None else ", no lead"))
                 rows.append((label, Retriever(plain.index, plain.embedder,
                                               plain.settings.replace(reranker=True),
                                               ReaderReranker(reader, plan))))
@@ -172,6 +175,11 @@ def main() -> None:
     parser.add_argument("--antecedents", default="on", choices=("on", "off", "both"),
                         help="read a sentence that opens with 'This', 'He'... after the one "
                         "before it (ReadingPlan.antecedents)")
+    default = ReadingPlan()
+    parser.add_argument("--lead", default=f"{default.lead_from}/{default.lead_sure_from}",
+                        help="read only the first passage when the first stage leads by A "
+                        "and the reader reads an answer there with probability B: A/B,... "
+                        "or off (ReadingPlan.lead_from, lead_sure_from; default: %(default)s)")
     parser.add_argument("--reader", type=Path,
                         help="a reader folder to measure instead of the shipped one (such as "
                         "a new training round's export)")
@@ -181,9 +189,13 @@ def main() -> None:
         coverage(args.limit, names)
     else:
         antecedents = {"on": (True,), "off": (False,), "both": (False, True)}[args.antecedents]
+        leads = [(None, ReadingPlan().lead_sure_from) if x == "off"
+                 else tuple(float(v) for v in x.split("/")) for x in args.lead.split(",")]
         plans(args.limit, [dataclasses.replace(parse_plan(x), first_read=args.first_read,
-                                               antecedents=a)
-                           for x in args.plans.split(",") for a in antecedents],
+                                               antecedents=a, lead_from=lead,
+                                               lead_sure_from=sure)
+                           for x in args.plans.split(",") for a in antecedents
+                           for lead, sure in leads],
               [float(x) for x in args.weights.split(",")],
               [float(x) for x in args.sentence_weights.split(",")], names,
               [None] + [float(x) for x in args.sure_from.split(",") if x], args.reader)

@@ -94,12 +94,17 @@ def merge_overlapping(hits: Sequence[Hit]) -> list[_Merged]:
             slots.insert(hi, len(merged) - 1)
             continue
         best = merged[min(touched)]  # the best-ranked stretch keeps its place and score
-        start, text, rel, spans = p.start, p.text, relevance(hit), {}
+        # Relevances of one kind only: a probability is not weighed against a cosine (a
+        # window the reader did not read, beside one it read).
+        unread = best.first.answer_probability is None
+        start, text, spans = p.start, p.text, {}
+        rel = relevance(hit) if (hit.answer_probability is None) == unread else best.relevance
         for slot in touched:
             m = merged[slot]
             start, text = stitch(start, text, m.start, m.text)
             spans.update({(s.start, s.end): s for s in m.sentences})
-            rel = max(rel, m.relevance)
+            if (m.first.answer_probability is None) == unread:
+                rel = max(rel, m.relevance)
             merged[slot] = None
         spans.update({(s.start, s.end): s for s in hit.sentences})
         merged[min(touched)] = _Merged(
@@ -176,9 +181,12 @@ def build_answer(question: str, hits: Sequence[Hit], k: int, settings: Settings)
     """
     ranked = diversify(merge_overlapping(answering_hits(question, hits)),
                        settings.max_quotes_per_article)
-    best = max((m.relevance for m in ranked), default=0.0)
-    # Relevance is the reader's probability when it read the hits, else a cosine.
+    # Relevance is the reader's probability when it read the hits, else a cosine; when the
+    # reader read only the first (the stages agreed, qa.reader.rerank), the answer is
+    # graded by what it read.
     read = any(h.answer_probability is not None for h in hits)
+    best = max((m.relevance for m in ranked
+                if not read or m.first.answer_probability is not None), default=0.0)
     abstain_below, confident_from = (
         (settings.reader_abstain_threshold, settings.reader_confident_threshold) if read
         else (settings.abstain_threshold, settings.confident_threshold))

@@ -145,9 +145,10 @@ def realtimeqa_slice(tmp_path):
 def test_realtimeqa_slice_keeps_its_floors(tmp_path):
     # News-quiz questions in other words than the articles'. Measured on the slice with the
     # defaults (int8 where the CPU has no bf16, passage vectors pooled, the reader reading
-    # further when unsure, and a sentence with the one before it that it leans on, weight
-    # 0.5): recall@5 45/67 (0.672), mrr@10 0.572, highlight@1 29/67 (0.433), none abstains
-    # (44/67, 0.573, 29/67 at weight 0.4; 45/67, 0.573, 29/67 reading each sentence alone).
+    # one passage when both stages agree and 40 sentences otherwise, and a sentence with the
+    # one before it that it leans on, weight 0.5): recall@5 45/67 (0.672), mrr@10 0.572,
+    # highlight@1 29/67 (0.433), none abstains (the same reading 24 and 16 more when unsure;
+    # 44/67, 0.573, 29/67 at weight 0.4; 45/67, 0.573, 29/67 reading each sentence alone).
     # Without the reader, fp32: 41/67, 0.495, 24/67, none.
     articles, questions, count, kept = realtimeqa_slice(tmp_path)
     m = run_eval(tmp_path, articles, questions)
@@ -182,15 +183,16 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::4]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 392 questions, recall@1 0.895, recall@5 0.990, mrr@10 0.938, highlight
-    # 0.849, 3 abstain, with pooled passage vectors (at weight 0.4: 0.908, 0.990, 0.945,
-    # 0.862; reading each sentence alone: 0.895, 0.992, 0.938, 0.844, 4; without the reader
-    # 0.895, 0.990, 0.935, 0.801, none). Questions
+    # Measured: 392 questions, recall@1 0.893, recall@5 0.992, mrr@10 0.937, highlight
+    # 0.844, 3 abstain, with pooled passage vectors (reading 24 and 16 more when unsure:
+    # 0.895, 0.990, 0.938, 0.849, 3; at weight 0.4: 0.908, 0.990, 0.945, 0.862; reading
+    # each sentence alone: 0.895, 0.992, 0.938, 0.844, 4; without the reader 0.895, 0.990,
+    # 0.935, 0.801, none). Questions
     # worded like their paragraph: the floors allow more than one borderline question, so
     # a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.86  # 0.035 (14 questions) below today
+    assert m["recall_at_1"] >= 0.86  # 0.033 (13 questions) below today
     assert m["recall_at_5"] >= 0.975  # 0.017 (7 questions) below
-    assert m["mrr_at_10"] >= 0.91  # 0.028 below
+    assert m["mrr_at_10"] >= 0.91  # 0.027 below
     assert m["highlight_at_1"] >= 0.80  # 0.044 (17 questions) below
     assert m["abstained_answerable"] <= 0.025  # 6 more than today

@@ -44,15 +44,24 @@ class ReadingPlan:
     # Read the first `first_read` sentences, and the rest only when none of those answers
     # with a probability of at least `sure_from` (None: always read them all). Reading
     # 40 instead of 24 lifts realtimeqa-dev recall@5 0.744 -> 0.782 (an answer further down
-    # the first stage); reading the 16 more only when unsure keeps most of that for about
-    # 32 pairs a question (bench/reader.py, docs/BENCHMARKS.md "Reading further").
+    # the first stage); since the reader stops early when both stages agree (`lead_from`),
+    # it reads all 40 otherwise (docs/BENCHMARKS.md "Reading further", "When both stages
+    # agree").
     first_read: int = 24
-    sure_from: float | None = 0.7
+    sure_from: float | None = None
     # A sentence that opens with "This", "He", "Their"... is read after the sentence before
     # it in its passage, and when it answers both are marked: alone, "Despite these
     # efforts, collaboration can be daunting due to differing corporate cultures" does not
     # say whose (docs/BENCHMARKS.md, "Reading a sentence with the one before it").
     antecedents: bool = True
+    # When the first stage's best passage leads the best passage with other words by at
+    # least `lead_from` (its score's scale) and the reader finds an answer in it (a
+    # probability of at least `lead_sure_from`), only that passage is read: the two
+    # stages agree, and the order stays the first stage's. On the eval sets no metric
+    # fell, and most squad-dev questions read 5 pairs instead of 40 (docs/BENCHMARKS.md,
+    # "When both stages agree"). None: always read on.
+    lead_from: float | None = 0.02
+    lead_sure_from: float = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +124,38 @@ class ReaderReranker:
         readings = (question,) if isinstance(question, str) else tuple(question)
         chosen = self.choose(hits)
         texts = [reading.text for reading in chosen.values()]
+        best = np.zeros(0, dtype=np.float32)
+        if self.leads(hits):
+            # The first passage's sentences come first in `chosen`.
+            best = self._read(readings, texts[:len(self.choose(hits[:1]))])
+            if best.max(initial=0.0) >= self.plan.lead_sure_from:
+                return self._scored(hits, chosen, dict(zip(chosen, best)), blend=False)
         first = len(texts) if self.plan.sure_from is None else self.plan.first_read
-        best = self._read(readings, texts[:first])
+        best = np.concatenate([best, self._read(readings, texts[len(best):first])])
         if len(texts) > first and best.max(initial=0.0) < self.plan.sure_from:
             best = np.concatenate([best, self._read(readings, texts[first:])])
-        probabilities = dict(zip(chosen, best))  # a sentence not read has none
+        return self._scored(hits, chosen, dict(zip(chosen, best)), blend=True)
+
+    def leads(self, hits: Sequence[Hit]) -> bool:
+        """Whether the first stage's best hit leads the best one with other words (a copy
+        of the same text is no rival) by at least the plan's `lead_from`."""
+        if self.plan.lead_from is None or not hits:
+            return False
+        top = hits[0]
+        rival = next((h for h in hits[1:] if h.passage.text != top.passage.text), None)
+        return rival is None or top.score - rival.score >= self.plan.lead_from
+
+    def _scored(self, hits: Sequence[Hit], chosen: dict[tuple[str, int, int], Reading],
+                probabilities: dict[tuple[str, int, int], float], blend: bool) -> list[Hit]:
+        """The hits with each read sentence scored by its probability. `blend`: each
+        hit's score blends its best probability with the first stage's (a hit not read
+        gets 0) and they are re-sorted; else the first stage's scores and order stay and
+        a hit not read has no `answer_probability` (its relevance is its cosine)."""
         weight = self.plan.weight
         out = []
         for hit in hits:
             article = hit.passage.article_id
-            best = 0.0
+            best = None
             sentences = []
             for s in hit.sentences:
                 key = (article, s.start, s.end)
@@ -133,16 +164,21 @@ class ReaderReranker:
                     sentences.append(replace(s, score=s.score + UNREAD_OFFSET))
                     continue
                 probability = float(probability)  # plain floats: the API's JSON
-                best = max(best, probability)
+                best = probability if best is None else max(best, probability)
                 # What was read together is marked together (if this passage holds it).
                 read_from = chosen[key].start
                 start = read_from if read_from >= hit.passage.start else s.start
                 sentences.append(replace(s, start=start,
                                          score=self.plan.sentence_weight * probability
                                          + (1 - self.plan.sentence_weight) * s.score))
-            out.append(replace(hit, score=weight * best + (1 - weight) * hit.score,
-                               sentences=tuple(sentences), answer_probability=best))
-        out.sort(key=lambda h: -h.score)
+            if blend:
+                best = best or 0.0
+                out.append(replace(hit, score=weight * best + (1 - weight) * hit.score,
+                                   sentences=tuple(sentences), answer_probability=best))
+            else:
+                out.append(replace(hit, sentences=tuple(sentences), answer_probability=best))
+        if blend:
+            out.sort(key=lambda h: -h.score)
         return out
 
     def _read(self, readings: tuple[str, ...], texts: list[str]) -> np.ndarray:

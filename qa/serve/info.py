@@ -53,8 +53,11 @@ def reader_status(settings: Settings) -> str:
     plan = ReadingPlan(sentences=settings.reader_sentences)  # as open_reranker reads
     return (f"on{where}: {info.base_model} cross-encoder, {info.precision} ONNX, "
             f"{size:.1f} MiB, "
-            f"fingerprint {info.fingerprint}, reads {min(plan.first_read, plan.sentences)}"
-            f" sentences, up to {plan.sentences} when unsure"
+            f"fingerprint {info.fingerprint}, reads up to {plan.sentences} sentences"
+            + (f" ({min(plan.first_read, plan.sentences)}, the rest when unsure)"
+               if plan.sure_from is not None else "")
+            + (", only the first passage's when the first ranking leads and the reader "
+               "agrees" if plan.lead_from is not None else "")
             + (", a sentence that leans on the one before read with it" if plan.antecedents
                else ""))
 

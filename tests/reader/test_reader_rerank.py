@@ -115,8 +115,8 @@ def test_sentences_left_unread_rank_below_every_read_one_and_keep_their_order():
 
 def test_a_passage_the_reader_did_not_reach_has_probability_zero_and_comes_after():
     hits = [hit(0, 1, 0.9, [0.6, 0.5]), hit(2, 3, 0.85, [0.4, 0.3], article="b")]
-    reranked = ReaderReranker(WordReader("Dockers"), ReadingPlan(sentences=2, per_passage=2)
-                              ).rerank("q", hits)
+    plan = ReadingPlan(sentences=2, per_passage=2, lead_from=None)
+    reranked = ReaderReranker(WordReader("Dockers"), plan).rerank("q", hits)
     assert [h.passage.article_id for h in reranked] == ["a", "b"]
     assert reranked[1].answer_probability == 0.0
 
@@ -158,7 +158,7 @@ def test_the_scores_it_sets_are_plain_floats_the_json_api_can_send():
 def test_when_a_first_sentence_answers_surely_the_rest_are_not_read():
     hits = [hit(0, 4, 0.9, [0.5, 0.4, 0.3, 0.2, 0.1])]
     plan = ReadingPlan(sentences=8, per_passage=5, deep_passages=0, first_read=2,
-                       sure_from=0.8)
+                       sure_from=0.8, lead_from=None)
     sure = WordReader("port")  # sentence 0, read first: 0.9
     reranked = ReaderReranker(sure, plan).rerank("q", hits)[0]
     assert [len(texts) for texts in sure.read] == [2]
@@ -170,6 +170,61 @@ def test_when_a_first_sentence_answers_surely_the_rest_are_not_read():
     reranked = ReaderReranker(unsure, plan).rerank("q", hits)[0]
     assert [len(texts) for texts in unsure.read] == [2, 3]
     assert reranked.answer_probability == np.float32(0.9).item()
+
+
+LEAD = ReadingPlan(sentences=8, per_passage=1, deep_passages=1, per_deep_passage=2,
+                   lead_from=0.1, lead_sure_from=0.5)
+
+
+def test_when_the_first_stage_leads_and_the_reader_agrees_only_the_first_passage_is_read():
+    hits = [hit(0, 1, 0.9, [0.6, 0.5]), hit(2, 3, 0.7, [0.4, 0.3], article="b"),
+            hit(4, 4, 0.6, [0.2], article="c")]
+    reader = WordReader("Dockers")  # sentence 1, in the first passage
+    reranked = ReaderReranker(reader, LEAD).rerank("q", hits)
+    assert reader.read == [[pair_text("Harbour news", sentence(i)) for i in (0, 1)]]
+    # The first stage's order and scores stay; what was not read has no probability and
+    # ranks its sentences as the first stage did.
+    assert [(h.passage.article_id, h.score) for h in reranked] == [("a", 0.9), ("b", 0.7),
+                                                                   ("c", 0.6)]
+    assert reranked[0].answer_probability == np.float32(0.9).item()
+    assert [h.answer_probability for h in reranked[1:]] == [None, None]
+    assert [s.score for s in reranked[1].sentences] == [0.4 + UNREAD_OFFSET,
+                                                        0.3 + UNREAD_OFFSET]
+    answer = build_answer("q", reranked, 3, Settings(reader_confident_threshold=0.5))
+    # Graded by what the reader read; the first stage's other quotes still follow.
+    assert answer.relevance == np.float32(0.9).item() and answer.confidence == "answered"
+    assert [q.article_id for q in answer.quotes] == ["a", "b", "c"]
+    assert [answer.quotes[0].text[h.start:h.end] for h in answer.quotes[0].highlights] == [
+        sentence(1)]
+
+
+def test_when_the_reader_finds_no_answer_in_the_leading_passage_it_reads_on():
+    hits = [hit(0, 1, 0.9, [0.6, 0.5]), hit(2, 3, 0.7, [0.4, 0.3], article="b")]
+    reader = WordReader("Ada Lee")  # sentence 2, in the second passage
+    reranked = ReaderReranker(reader, LEAD).rerank("q", hits)
+    assert [len(texts) for texts in reader.read] == [2, 1]  # nothing read twice
+    assert [h.passage.article_id for h in reranked] == ["b", "a"]
+    assert [h.answer_probability for h in reranked] == [np.float32(0.9).item(),
+                                                        np.float32(0.05).item()]
+
+
+def test_a_small_lead_or_a_rival_with_other_words_means_reading_on_a_copy_does_not():
+    reranker = ReaderReranker(None, LEAD)
+    close = [hit(0, 1, 0.9, [0.6, 0.5]), hit(2, 3, 0.85, [0.4, 0.3], article="b")]
+    assert not reranker.leads(close)
+    copy = hit(0, 1, 0.88, [0.6, 0.5], article="copy")  # the same text, another article
+    assert reranker.leads([close[0], copy, hit(2, 3, 0.7, [0.4, 0.3], article="b")])
+    assert reranker.leads(close[:1])
+    assert not ReaderReranker(None, ReadingPlan(lead_from=None)).leads(close[:1])
+
+
+def test_a_window_read_beside_one_not_read_is_graded_by_its_probability():
+    from dataclasses import replace
+
+    read = replace(hit(0, 2, 0.9, [0.6, 0.5, 0.4]), answer_probability=0.2)
+    beside = replace(hit(2, 3, 0.5, [0.4, 0.3]), dense_score=0.8)  # overlaps: sentence 2
+    answer = build_answer("q", [read, beside], 3, Settings())
+    assert len(answer.quotes) == 1 and answer.relevance == 0.2
 
 
 @pytest.mark.parametrize("sentence,leans", [
