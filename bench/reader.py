@@ -3,8 +3,8 @@
     python bench/reader.py coverage [--limit N]
     python bench/reader.py plans [--limit N] [--plans 24/1/2,32/1/3] [--weights 0.4,0.7]
                                  [--sentence-weights 0.5,1] [--sure-from 0.5 --first-read 24]
-                                 [--antecedents on|off|both] [--lead 0.04/0.5,off]
-                                 [--reader FOLDER]
+                                 [--antecedents on|off|both] [--chains 1,2]
+                                 [--lead 0.02/0.7,off] [--reader FOLDER]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -139,6 +139,8 @@ def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
                          f"{plan.per_deep_passage}, weight {w}/{sw}"
                          + (f", sure from {s} after {plan.first_read}" if s else "")
                          + ("" if plan.antecedents else ", no antecedents")
+                         + (f", chains of {plan.antecedent_chain}"
+                            if plan.antecedents and plan.antecedent_chain != 1 else "")
                          + (f", lead {plan.lead_from}/{plan.lead_sure_from}"
                             if plan.lead_from is not None else ", no lead"))
                 rows.append((label, Retriever(plain.index, plain.embedder,
@@ -176,6 +178,9 @@ def main() -> None:
                         help="read a sentence that opens with 'This', 'He'... after the one "
                         "before it (ReadingPlan.antecedents)")
     default = ReadingPlan()
+    parser.add_argument("--chains", default=str(default.antecedent_chain),
+                        help="how far back chains of leaning sentences are followed, "
+                        "e.g. 1,2 (ReadingPlan.antecedent_chain; default: %(default)s)")
     parser.add_argument("--lead", default=f"{default.lead_from}/{default.lead_sure_from}",
                         help="read only the first passage when the first stage leads by A "
                         "and the reader reads an answer there with probability B: A/B,... "
@@ -193,8 +198,9 @@ def main() -> None:
                  else tuple(float(v) for v in x.split("/")) for x in args.lead.split(",")]
         plans(args.limit, [dataclasses.replace(parse_plan(x), first_read=args.first_read,
                                                antecedents=a, lead_from=lead,
-                                               lead_sure_from=sure)
+                                               lead_sure_from=sure, antecedent_chain=chain)
                            for x in args.plans.split(",") for a in antecedents
+                           for chain in (int(c) for c in args.chains.split(","))
                            for lead, sure in leads],
               [float(x) for x in args.weights.split(",")],
               [float(x) for x in args.sentence_weights.split(",")], names,

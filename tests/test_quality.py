@@ -45,7 +45,7 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
 
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
     # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 10/12,
-    # recall@10 12/12, mrr@10 0.866, highlight@1 10/12 (5/12 without the reader), none
+    # recall@10 12/12, mrr@10 0.868, highlight@1 10/12 (5/12 without the reader), none
     # abstains (1 without the reader; docs/BENCHMARKS.md says what is still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12
@@ -58,12 +58,12 @@ def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
 
 def test_follow_ups_keep_their_floors(tmp_path):
     # seed_dev_followups: 8 conversations, 9 follow-ups. Measured: follow-ups recall@5 8/9,
-    # highlight@1 4/9, none abstain; the same asked without their history 7/9, 4/9, 2 of 9
+    # highlight@1 5/9, none abstain; the same asked without their history 8/9, 3/9, 2 of 9
     # abstain (the bar is 9/9 and 7/9: docs/BENCHMARKS.md).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_followups.jsonl")
     assert (m["first_turns"], m["followups"]) == (8, 9)
     assert m["followup_recall_at_5"] >= 7 / 9  # one below today
-    assert m["followup_highlight_at_1"] >= 3 / 9  # one below
+    assert m["followup_highlight_at_1"] >= 4 / 9  # one below
     assert m["followup_abstained"] <= 1 / 9  # one more than today
 
 
@@ -183,16 +183,17 @@ def test_squad_slice_keeps_its_floors(tmp_path):
                  if q["article"] in titles][::4]
     (tmp_path / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
     m = run_eval(tmp_path, tmp_path / "articles.jsonl", tmp_path / "questions.jsonl")
-    # Measured: 392 questions, recall@1 0.893, recall@5 0.992, mrr@10 0.937, highlight
-    # 0.844, 3 abstain, with pooled passage vectors (reading 24 and 16 more when unsure:
+    # Measured: 392 questions, recall@1 0.890, recall@5 0.992, mrr@10 0.936, highlight
+    # 0.842, 3 abstain, with pooled passage vectors (chains of one leaning sentence: 0.893,
+    # 0.992, 0.937, 0.844, 3; reading 24 and 16 more when unsure:
     # 0.895, 0.990, 0.938, 0.849, 3; at weight 0.4: 0.908, 0.990, 0.945, 0.862; reading
     # each sentence alone: 0.895, 0.992, 0.938, 0.844, 4; without the reader 0.895, 0.990,
     # 0.935, 0.801, none). Questions
     # worded like their paragraph: the floors allow more than one borderline question, so
     # a change of ranking that trades a few is not a failure.
     assert m["answerable"] == len(questions) > 100
-    assert m["recall_at_1"] >= 0.86  # 0.033 (13 questions) below today
+    assert m["recall_at_1"] >= 0.86  # 0.030 (12 questions) below today
     assert m["recall_at_5"] >= 0.975  # 0.017 (7 questions) below
-    assert m["mrr_at_10"] >= 0.91  # 0.027 below
+    assert m["mrr_at_10"] >= 0.91  # 0.026 below
     assert m["highlight_at_1"] >= 0.80  # 0.044 (17 questions) below
     assert m["abstained_answerable"] <= 0.025  # 6 more than today

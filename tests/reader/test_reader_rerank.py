@@ -290,6 +290,24 @@ def test_a_sentence_that_refers_back_is_read_and_marked_with_the_one_before_it()
         == np.float32(0.05).item()
 
 
+def test_a_chain_of_leaning_sentences_is_followed_as_far_back_as_the_plan_says():
+    from qa.text.chunk import split_sentences
+
+    text = "The port opened in May. Dockers formed a union. It grew fast. Its head is Ada Lee."
+    chosen = split_sentences(text)
+    passage = Passage(id=0, article_id="a", title="Harbour news", source="a.txt", date=None,
+                      start=0, end=len(text), text=text, sentences=tuple(chosen))
+    last = chosen[-1]
+    found = Hit(passage=passage, score=0.9, dense_score=0.5, sentences=tuple(
+        ScoredSpan(c.start, c.end, 0.5 if c is last else 0.1, 0.4) for c in chosen))
+    for chain, read_from in ((1, "It grew fast."), (2, "Dockers formed a union."),
+                             (3, "Dockers formed a union.")):  # that one leans on nothing
+        plan = ReadingPlan(per_passage=1, deep_passages=0, antecedent_chain=chain)
+        reading = ReaderReranker(None, plan).choose([found])[("a", last.start, last.end)]
+        assert reading.text == pair_text("Harbour news", text[text.index(read_from):])
+        assert reading.start == text.index(read_from)
+
+
 def test_a_passage_that_opens_with_the_referring_sentence_reads_it_alone():
     reader = BothWordsReader("It", "Lee")
     plan = ReadingPlan(sentences=8, per_passage=3, deep_passages=0)
