@@ -37,6 +37,11 @@ def main() -> None:
     corpus = ROOT / "corpus"
     retriever = prepare_retriever(corpus, settings.replace(
         index_dir=eval_index_dir(corpus, settings)))
+    if retriever.reranker is not None:
+        from bench.reader import Remembering
+
+        # search and answer read the same pairs: each is scored once.
+        retriever.reranker.reader = Remembering(retriever.reranker.reader)
     sets = [
         ("squad-dev (other articles)", EVAL / "squad-dev" / "questions.jsonl", args.squad),
         ("realtimeqa-dev (other articles)", EVAL / "realtimeqa-dev" / "questions.jsonl",
