@@ -119,7 +119,7 @@ class CountingReader:
 def test_when_both_stages_agree_it_reads_one_passage_and_quotes_the_same_first(
         seed_retriever):
     # seed_dev: the first ranking leads by 0.16 and the reader gives the CloudMatrix
-    # sentence 0.96, so reading 40 sentences more changes nothing.
+    # sentence 0.96; reading on to 40 sentences gives the same first quote.
     question = "Which platform did Huawei unveil as a rival to Nvidia?"
     plan = seed_retriever.reranker.plan
     answers, pairs = [], []
