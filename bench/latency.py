@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--rerank", default="both",
                         help="with the reader (on), without it (off), with it reading on "
                         "when both stages agree (no-lead: ReadingPlan.lead_from None), "
-                        "comma-separated; both: off,on (default)"),
+                        "comma-separated; both: off,on (default)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="ask every size this many times, in turn, and report the median "
                              "of each round's ratios (the load here drifts within minutes)")

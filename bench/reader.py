@@ -194,7 +194,7 @@ def main() -> None:
         coverage(args.limit, names)
     else:
         antecedents = {"on": (True,), "off": (False,), "both": (False, True)}[args.antecedents]
-        leads = [(None, ReadingPlan().lead_sure_from) if x == "off"
+        leads = [(None, default.lead_sure_from) if x == "off"
                  else tuple(float(v) for v in x.split("/")) for x in args.lead.split(",")]
         plans(args.limit, [dataclasses.replace(parse_plan(x), first_read=args.first_read,
                                                antecedents=a, lead_from=lead,
