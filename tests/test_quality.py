@@ -104,13 +104,14 @@ def test_with_the_reader_off_topic_questions_abstain_and_paraphrases_answer(seed
     # The reader's probability alone would answer "Which university is best for computer
     # science?" (0.26); the cosine gate (abstain_threshold) keeps it out. The least likely
     # answerable paraphrase ("What is the second group called?") gets 0.08 (0.094 with
-    # the torch encoder's candidates): reader_abstain_threshold raised over 0.1 abstains.
+    # the torch encoder's candidates, 0.11 with bf16 vectors on a CPU with bf16):
+    # reader_abstain_threshold raised over 0.12 abstains.
     assert seed_retriever.reranker is not None
     answered = [q for q in NEAR_OFF_TOPIC if not seed_retriever.answer(q).abstained]
     abstained = [q for q in NEAR_ANSWERABLE if seed_retriever.answer(q).abstained]
     assert (answered, abstained) == ([], [])
     lowest = min(seed_retriever.answer(q).relevance for q in NEAR_ANSWERABLE)
-    assert lowest <= Settings().reader_abstain_threshold + 0.05, lowest
+    assert lowest <= Settings().reader_abstain_threshold + 0.07, lowest
 
 
 def realtimeqa_slice(tmp_path):

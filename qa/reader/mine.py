@@ -1,16 +1,18 @@
-"""A second training round: pairs chosen by the reader that is being improved.
+"""Further training rounds: pairs chosen by the reader that is being improved.
 
 The first round's negatives were what the bi-encoder and shared words find: the retriever's
 view. What the reader still gets wrong are the sentences *it* likes that hold no answer,
-so this round reads each training question's candidate sentences with the shipped reader
-and keeps as negatives those it scores highest without the answer, and as positives the
-answer-holding sentences it scores highest (the answer's words also occur in sentences that
-do not answer it). Training then continues from the shipped weights (recovered from the
-int8 graph, `qa.reader.export.recover_reader`) at a lower learning rate, with SQuAD
-questions mixed in so that what the first round learned there is kept.
+so a further round reads each training question's candidate sentences with the shipped
+reader and keeps as negatives those it scores highest without the answer, and as positives
+the answer-holding sentences it scores highest (the answer's words also occur in sentences
+that do not answer it). Training then continues from the shipped weights (recovered from
+the int8 graph, `qa.reader.export.recover_reader`) at a lower learning rate, with SQuAD
+questions mixed in so that what the first round learned there is kept. The third round
+reads a sentence that leans back with the ones before it, as the reader does at query time.
 
-    python -m qa.reader.mine              # mine, fit from the shipped weights, export
-    python -m qa.reader.mine --mine-only  # only the pairs: <work>/round2/pairs.jsonl.gz
+    python -m qa.reader.mine --round 2    # mine, fit from the shipped weights, export
+    python -m qa.reader.mine --round 3 --target DIR  # the next round, exported to DIR
+    python -m qa.reader.mine --mine-only  # only the pairs: <work>/round3/pairs.jsonl.gz
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ class Mining:
     # A sentence without the answer's words that the reader is this sure of may answer in
     # other words ("the president"): not taken as a negative.
     too_sure: float = 0.95
+    # Sentences that lean back are read with up to this many before them, as the reader
+    # reads them at query time (0: alone, as in the second round).
+    antecedent_chain: int = 0
 
 
 def _by_shared_words(pool: Pool, rows: np.ndarray, question_words: frozenset[str],
@@ -71,17 +76,18 @@ def _by_shared_words(pool: Pool, rows: np.ndarray, question_words: frozenset[str
 class _Scorer:
     """The shipped reader over pool rows, with a progress bar."""
 
-    def __init__(self, pool: Pool, total: int, label: str) -> None:
+    def __init__(self, pool: Pool, total: int, label: str, chain: int) -> None:
         from tqdm import tqdm
 
         from qa.reader.model import Reader
 
         self.reader = Reader()
         self.pool = pool
+        self.chain = chain
         self.bar = tqdm(total=total, desc=f"read {label}", unit="question", mininterval=5)
 
     def __call__(self, question: str, rows: np.ndarray) -> np.ndarray:
-        texts = [self.pool.pair(question, int(r), 0.0)["text"] for r in rows]
+        texts = [self.pool.pair(question, int(r), 0.0, self.chain)["text"] for r in rows]
         self.bar.update(1)
         return self.reader.score(question, texts)
 
@@ -117,7 +123,8 @@ def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
     train = _training_set(data, "squad-train", sample)
     pool, number_of, idf, questions, words = (train.pool, train.number_of, train.idf,
                                               train.questions, train.words)
-    score = _Scorer(pool, len(questions), "squad-train")
+    chain = mining.antecedent_chain
+    score = _Scorer(pool, len(questions), "squad-train", chain)
     pairs = []
     for q, q_words in zip(questions, words):
         rows = pool.by_article[number_of[q["article"]]]
@@ -132,17 +139,17 @@ def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
         candidates = np.array([r for r in _by_shared_words(
             pool, rows, q_words, idf, mining.squad_candidates + 1) if r != positive])
         candidates = np.array([r for r in candidates if not contains_answer(
-            pool.sentences[r].text, q["answers"])], dtype=np.int64)
-        pairs.append(pool.pair(q["question"], positive, 1.0))
+            pool.reading(r, chain), q["answers"])], dtype=np.int64)
+        pairs.append(pool.pair(q["question"], positive, 1.0, chain))
         if not len(candidates):
             continue
         probabilities = score(q["question"], candidates)
         hardest = [int(candidates[i]) for i in np.argsort(-probabilities)
                    if probabilities[i] < mining.too_sure][:mining.squad_negatives]
         others = [int(r) for r in rows if int(r) not in hardest and int(r) != positive
-                  and not contains_answer(pool.sentences[r].text, q["answers"])]
+                  and not contains_answer(pool.reading(r, chain), q["answers"])]
         hardest += rng.sample(others, min(1, len(others)))
-        pairs += [pool.pair(q["question"], r, 0.0) for r in hardest]
+        pairs += [pool.pair(q["question"], r, 0.0, chain) for r in hardest]
     score.bar.close()
     print(f"squad-train: {len(questions):,} questions, {len(pairs):,} pairs")
     return pairs
@@ -152,7 +159,8 @@ def news_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
     train = _training_set(data, "realtimeqa-train")
     pool, number_of, idf, questions, words = (train.pool, train.number_of, train.idf,
                                               train.questions, train.words)
-    score = _Scorer(pool, len(questions), "realtimeqa-train")
+    chain = mining.antecedent_chain
+    score = _Scorer(pool, len(questions), "realtimeqa-train", chain)
     pairs, kept = [], 0
     for q, q_words in zip(questions, words):
         answers = q["answers"]
@@ -168,7 +176,7 @@ def news_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
         holders = _by_shared_words(pool, holders, q_words, idf, mining.news_candidates)
         candidates = _by_shared_words(pool, rows, q_words, idf, mining.news_candidates)
         candidates = np.array([r for r in candidates if not contains_answer(
-            pool.sentences[r].text, answers)], dtype=np.int64)
+            pool.reading(r, chain), answers)], dtype=np.int64)
         probabilities = score(q["question"], np.concatenate([holders, candidates]))
         held, free = probabilities[:len(holders)], probabilities[len(holders):]
         positives = [int(holders[i]) for i in np.argsort(-held)[:mining.news_positives]]
@@ -179,9 +187,9 @@ def news_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
         for repeat in range(mining.news_repeats):
             negatives = hardest[repeat * step:(repeat + 1) * step] or hardest[:step]
             negatives = negatives + rng.sample(easy, min(1, len(easy)))
-            pairs += [pool.pair(q["question"], r, 1.0) for r in positives]
-            pairs += [pool.pair(q["question"], r, 0.0) for r in negatives
-                      if not contains_answer(pool.sentences[r].text, answers)]
+            pairs += [pool.pair(q["question"], r, 1.0, chain) for r in positives]
+            pairs += [pool.pair(q["question"], r, 0.0, chain) for r in negatives
+                      if not contains_answer(pool.reading(r, chain), answers)]
     score.bar.close()
     print(f"realtimeqa-train: {kept:,} of {len(questions):,} questions with an answer "
           f"sentence, {len(pairs):,} pairs ({mining.news_repeats} repeats)")
@@ -189,7 +197,7 @@ def news_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
 
 
 def mine(data: Path, work: Path, mining: Mining = Mining()) -> Path:
-    """Write the second round's pairs to `work`/pairs.jsonl.gz (never committed)."""
+    """Write a round's mined pairs to `work`/pairs.jsonl.gz (never committed)."""
     rng = random.Random(mining.seed)
     started = time.monotonic()
     pairs = squad_pairs(data, mining, rng) + news_pairs(data, mining, rng)
@@ -205,39 +213,63 @@ def mine(data: Path, work: Path, mining: Mining = Mining()) -> Path:
     return target
 
 
-# The second round continues from trained weights: a smaller step, a new shuffle.
-SECOND_ROUND = Recipe(seed=17, learning_rate=2e-5)
+@dataclass(frozen=True, slots=True)
+class Round:
+    """A further training round: how its pairs are mined, and the recipe it fits with."""
+
+    mining: Mining
+    recipe: Recipe
 
 
-def second_round(data: Path, work: Path, fit_too: bool = True) -> None:
-    """Mine pairs with the shipped reader; then fit from its weights and export over them.
+# Each round continues from the shipped weights of the round before: a smaller step, a new
+# shuffle. The third reads leaning sentences with the ones before them, as queries do.
+ROUNDS = {
+    2: Round(Mining(), Recipe(seed=17, learning_rate=2e-5)),
+    3: Round(Mining(seed=19, antecedent_chain=2), Recipe(seed=19, learning_rate=2e-5)),
+}
+
+
+def further_round(data: Path, work: Path, round_: Round, target: Path,
+                  fit_too: bool = True) -> None:
+    """Mine pairs with the shipped reader; then fit from its weights and export to
+    `target`.
 
     Pairs already in `work` are used as they are, so a stopped run resumes from its last
-    checkpoint with the pairs it was training on; remove `work` for a further round."""
+    checkpoint with the pairs it was training on; remove `work` to mine anew."""
     from qa.reader.export import export_reader, recover_reader
 
     if (work / "pairs.jsonl.gz").is_file():
-        print(f"using the pairs in {work} (remove the folder to mine a further round)")
+        print(f"using the pairs in {work} (remove the folder to mine anew)")
     else:
-        mine(data, work)
+        mine(data, work, round_.mining)
     if fit_too:
         start = recover_reader(work / "start")
-        export_reader(fit(work, SECOND_ROUND, start=start))
+        export_reader(fit(work, round_.recipe, start=start), target)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from qa.reader.model import MODEL_DIR
+
     parser = argparse.ArgumentParser(prog="python -m qa.reader.mine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--round", type=int, choices=sorted(ROUNDS), default=max(ROUNDS),
+                        help="which round to run, from the weights the round before it "
+                             "shipped (default: %(default)s)")
     parser.add_argument("--mine-only", action="store_true",
                         help="write the pairs and stop (no training)")
     parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DATA,
                         help="the training data folder (default: %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
                         help="pairs, checkpoints and the trained model go under "
-                             "<work>/round2 (default: %(default)s)")
+                             "<work>/round<N> (default: %(default)s)")
+    parser.add_argument("--target", type=Path, default=MODEL_DIR,
+                        help="where the trained reader is exported (default: the shipped "
+                             "one, %(default)s; another folder to measure it first with "
+                             "bench/reader.py --reader)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see qa.reader.train.main
-    second_round(args.data, args.work / "round2", fit_too=not args.mine_only)
+    further_round(args.data, args.work / f"round{args.round}", ROUNDS[args.round],
+                  args.target, fit_too=not args.mine_only)
 
 
 if __name__ == "__main__":

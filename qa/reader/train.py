@@ -143,10 +143,23 @@ class Pool:
         parts = [self.by_article[a] for a in articles if len(self.by_article[a])]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def pair(self, question: str, row: int, label: float) -> dict:
-        sentence = self.sentences[row]
+    def reading(self, row: int, chain: int = 0) -> str:
+        """The sentence as the reader reads it at query time: with up to `chain` sentences
+        before it while each it starts from leans back ("This move...")."""
+        from qa.reader import refers_back
+
+        article, first = self.sentences[row].article, row
+        for _ in range(chain):
+            if (first == 0 or self.sentences[first - 1].article != article
+                    or not refers_back(self.sentences[first].text)):
+                break
+            first -= 1
+        return " ".join(s.text for s in self.sentences[first:row + 1])
+
+    def pair(self, question: str, row: int, label: float, chain: int = 0) -> dict:
         return {"question": question,
-                "text": reader_text(self.titles[sentence.article], sentence.text),
+                "text": reader_text(self.titles[self.sentences[row].article],
+                                    self.reading(row, chain)),
                 "label": label}
 
 

@@ -3,6 +3,7 @@ steps of the real trainer on the real base model, the ONNX export, and the expor
 reader loading and scoring."""
 import gzip
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,16 +151,37 @@ def test_mined_pairs_take_the_readers_choices_and_never_a_negative_with_the_answ
                and p["label"] == 1.0 for p in pairs) == 2
 
 
-def test_a_second_round_run_again_keeps_its_pairs(tmp_path, monkeypatch):
+def test_a_third_round_reads_leaning_sentences_with_the_ones_before_as_queries_do(
+        training_data, tmp_path):
+    from qa.reader.mine import ROUNDS, mine
+
+    mining = replace(ROUNDS[3].mining, squad_questions=len(SQUAD), news_negatives=1)
+    with gzip.open(mine(training_data, tmp_path, mining), "rt", encoding="utf-8") as handle:
+        pairs = [json.loads(line) for line in handle]
+    positives = {(p["question"], p["text"]) for p in pairs if p["label"] == 1.0}
+    assert ("When did the baker open the shop?",
+            "Bakery: The baker thanked her apprentices. She opened the shop in 2010.") in positives
+    # "Its wall was rebuilt..." is read after "...opened in 1901.": no negative for "when".
+    answers = {q: a for q, a, _, _ in SQUAD}
+    negatives = [p for p in pairs if p["label"] == 0.0 and p["question"] in answers]
+    assert negatives and all(answers[p["question"]] not in p["text"] for p in negatives)
+    assert any(p["text"].startswith("Bakery: The Gamma bakery won the regional bread prize. "
+                                    "Its rye loaf") for p in pairs)
+
+
+def test_a_further_round_run_again_keeps_its_pairs(tmp_path, monkeypatch):
     # A stopped round resumes its checkpoints: they were trained on the pairs already
     # mined, so those are kept, not mined afresh by the reader that ships meanwhile.
     from qa.reader import mine as mining
 
     mined = []
-    monkeypatch.setattr(mining, "mine", lambda data, work: mined.append(work))
-    mining.second_round(tmp_path / "data", tmp_path / "round2", fit_too=False)
-    assert mined == [tmp_path / "round2"]
-    (tmp_path / "round2").mkdir()
-    (tmp_path / "round2" / "pairs.jsonl.gz").write_bytes(b"")
-    mining.second_round(tmp_path / "data", tmp_path / "round2", fit_too=False)
-    assert mined == [tmp_path / "round2"]
+    monkeypatch.setattr(mining, "mine", lambda data, work, how: mined.append((work, how)))
+    third = mining.ROUNDS[3]
+    mining.further_round(tmp_path / "data", tmp_path / "round3", third, tmp_path / "out",
+                         fit_too=False)
+    assert mined == [(tmp_path / "round3", third.mining)]
+    (tmp_path / "round3").mkdir()
+    (tmp_path / "round3" / "pairs.jsonl.gz").write_bytes(b"")
+    mining.further_round(tmp_path / "data", tmp_path / "round3", third, tmp_path / "out",
+                         fit_too=False)
+    assert len(mined) == 1
