@@ -5,6 +5,7 @@
                                  [--sentence-weights 0.5,1] [--sure-from 0.5 --first-read 24]
                                  [--antecedents on|off|both] [--chains 1,2]
                                  [--lead 0.02/0.7,off] [--reader FOLDER]
+                                 [--precision fp32|bf16|int8]
 
 `coverage` (no reader needed): for each reading plan, the share of answerable questions
 whose answer sentence (from the right article) is among the sentences the reader would
@@ -69,7 +70,9 @@ class Recorder:
         return self.hits
 
 
-def load_sets(limit: int | None, names: list[str] | None = None):
+def load_sets(limit: int | None, names: list[str] | None = None, precision: str = "auto"):
+    """Each set's questions (every Nth for `limit`) and a retriever without the reader, over
+    an eval index of the given vector precision ("auto": this CPU's default)."""
     retrievers, out = {}, []
     for eval_set in SETS:
         if names and eval_set.name not in names:
@@ -78,8 +81,10 @@ def load_sets(limit: int | None, names: list[str] | None = None):
         if limit:
             questions = questions[:: max(1, len(questions) // limit)]
         if eval_set.articles not in retrievers:
-            settings = Settings(index_dir=eval_index_dir(eval_set.articles, Settings()),
-                                reranker=False)
+            index_dir = eval_index_dir(eval_set.articles, Settings())
+            if precision != "auto":  # beside this CPU's own, which stays cached
+                index_dir = index_dir.with_name(f"{index_dir.name}-{precision}")
+            settings = Settings(index_dir=index_dir, reranker=False, precision=precision)
             retrievers[eval_set.articles] = prepare_retriever(eval_set.articles, settings)
         out.append((eval_set, questions, retrievers[eval_set.articles]))
     return out
@@ -121,14 +126,15 @@ def parse_plan(text: str) -> ReadingPlan:
 
 def plans(limit: int | None, shapes: list[ReadingPlan], weights: list[float],
           sentence_weights: list[float], names: list[str] | None = None,
-          sure: list[float | None] = (None,), folder: Path | None = None) -> None:
+          sure: list[float | None] = (None,), folder: Path | None = None,
+          precision: str = "auto") -> None:
     from qa.reader.model import MODEL_DIR, Reader
 
     reader = Remembering(Reader(folder or MODEL_DIR))
     print("| set | plan | recall@1 | recall@5 | mrr@10 | highlight@1 | sentences marked | "
           "abstained | pairs read per question |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for eval_set, questions, plain in load_sets(limit, names):
+    for eval_set, questions, plain in load_sets(limit, names, precision):
         answerable = any(q.answers for q in questions)
         rows = [("off", plain)]
         for shape in shapes:
@@ -188,6 +194,9 @@ def main() -> None:
     parser.add_argument("--reader", type=Path,
                         help="a reader folder to measure instead of the shipped one (such as "
                         "a new training round's export)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+                        help="the eval indexes' vectors (default: this CPU's, bf16 where it "
+                        "has bf16 instructions, else int8); another to compare machines")
     args = parser.parse_args()
     names = args.sets.split(",") if args.sets else None
     if args.what == "coverage":
@@ -204,7 +213,8 @@ def main() -> None:
                            for lead, sure in leads],
               [float(x) for x in args.weights.split(",")],
               [float(x) for x in args.sentence_weights.split(",")], names,
-              [None] + [float(x) for x in args.sure_from.split(",") if x], args.reader)
+              [None] + [float(x) for x in args.sure_from.split(",") if x], args.reader,
+              args.precision)
 
 
 if __name__ == "__main__":

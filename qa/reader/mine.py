@@ -45,7 +45,7 @@ from qa.reader.train import (
 
 @dataclass(frozen=True, slots=True)
 class Mining:
-    """What the second round's pairs are (written into the model card)."""
+    """What a further round's pairs are (written into the model card)."""
 
     seed: int = 17
     # SQuAD questions (of 87,599) mixed in so the round keeps what the first one learned.

@@ -16,8 +16,8 @@ bundled all-MiniLM-L6-v2 weights and learns from the open training data in
    linear decay after a warmup, bf16 on CPUs that have it. Checkpoints resume.
 3. `export`: the weights as an int8 ONNX graph with its tokenizer into `qa/reader/weights/`.
 
-A second round, from the shipped weights on pairs the reader itself finds hard, is
-`python -m qa.reader.mine`.
+Further rounds, from the shipped weights on pairs the reader itself finds hard, are
+`python -m qa.reader.mine --round 2`, then `--round 3` (the shipped weights).
 
 Needs the `train` extra (`pip install .[train]`: datasets and accelerate).
 """
@@ -130,7 +130,7 @@ class Pool:
             sentences += [Sentence(number, s) for s in article_sentences(article["text"])]
         print(f"{label}: {len(articles):,} articles, {len(sentences):,} sentences")
         texts = [s.text for s in sentences]
-        # No embedder: a pool for word overlap only (the second round reads with the reader).
+        # No embedder: a pool for word overlap only (further rounds read with the reader).
         vectors = embed(embedder, texts, label) if embedder is not None else None
         words = [frozenset(w) for w in tokenize(texts)]
         owners = np.fromiter((s.article for s in sentences), dtype=np.int64)
