@@ -4,7 +4,11 @@ realtimeqa-dev slice, with floors.
 Each floor sits at least one question under what the default (the reader on) measures today
 (docs/BENCHMARKS.md "Answer quality"; the same with bf16, int8 and fp32 vectors unless said), so one
 borderline question does not fail the build and a real regression does. Each says how far
-below today it is. `qa eval` asks through Retriever.answer, the path users get.
+below today it is. "Today" is the lower of the last figures of two machines where they
+differ: an AMD EPYC with AVX2 (int8 vectors, last measured with the second reader round) and
+an Intel Xeon with AMX (bf16 vectors, the shipped third round), whose int8 reader arithmetic
+rounds differently (docs/BENCHMARKS.md "A third round, trained as it reads"). `qa eval` asks
+through Retriever.answer, the path users get.
 """
 import json
 import re
@@ -36,34 +40,35 @@ def test_seed_dev_set_keeps_its_floors(tmp_path):
                  "--unanswerable", str(EVAL / "seed_dev_unanswerable.jsonl"))
     assert (m["answerable"], m["unanswerable"]) == (8, 3)
     assert m["recall_at_5"] >= 7 / 8  # today 8/8: one question below
-    assert m["recall_at_1"] >= 6 / 8  # today 7/8: one below
-    assert m["highlight_at_1"] >= 6 / 8  # today 7/8 (6/8 without the reader): one below
+    assert m["recall_at_1"] >= 6 / 8  # today 7/8 (8/8 on the Xeon): one below
+    assert m["highlight_at_1"] >= 6 / 8  # today 7/8 (8/8 on the Xeon; 6/8 without the reader)
     assert m["abstained_answerable"] <= 1 / 8  # today none of 8: one more
     assert m["abstain_recall"] >= 2 / 3  # today 3/3 off-topic questions abstain: one fewer
     assert m["abstain_precision"] >= 3 / 4  # today 3/3: one answerable question abstaining
 
 
 def test_paraphrased_seed_questions_keep_their_floors(tmp_path):
-    # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 10/12,
-    # recall@10 12/12, mrr@10 0.868, highlight@1 10/12 (5/12 without the reader), none
-    # abstains (1 without the reader; docs/BENCHMARKS.md says what is still missing).
+    # Questions worded the way readers ask. Measured: recall@5 11/12, recall@1 10/12 (9/12
+    # on the Xeon), recall@10 12/12, mrr@10 0.868 (0.816), highlight@1 10/12 (9/12; 5/12
+    # without the reader), none abstains (1 without the reader; docs/BENCHMARKS.md says what
+    # is still missing).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_paraphrased.jsonl")
     assert m["answerable"] == 12
     assert m["recall_at_5"] >= 10 / 12  # one question below today
     assert m["recall_at_10"] >= 11 / 12  # one below
     assert m["mrr_at_10"] >= 0.68  # 0.083 below: one question found first lost altogether
-    assert m["highlight_at_1"] >= 9 / 12  # one below
+    assert m["highlight_at_1"] >= 8 / 12  # one below the Xeon's 9/12
     assert m["abstained_answerable"] <= 1 / 12  # one more than today
 
 
 def test_follow_ups_keep_their_floors(tmp_path):
     # seed_dev_followups: 8 conversations, 9 follow-ups. Measured: follow-ups recall@5 8/9,
-    # highlight@1 5/9, none abstain; the same asked without their history 8/9, 3/9, 2 of 9
-    # abstain (the bar is 9/9 and 7/9: docs/BENCHMARKS.md).
+    # highlight@1 5/9 (4/9 on the Xeon), none abstain; the same asked without their
+    # history 8/9, 3/9, 2 of 9 abstain (the bar is 9/9 and 7/9: docs/BENCHMARKS.md).
     m = run_eval(tmp_path, ROOT / "corpus", EVAL / "seed_dev_followups.jsonl")
     assert (m["first_turns"], m["followups"]) == (8, 9)
     assert m["followup_recall_at_5"] >= 7 / 9  # one below today
-    assert m["followup_highlight_at_1"] >= 4 / 9  # one below
+    assert m["followup_highlight_at_1"] >= 3 / 9  # one below the Xeon's 4/9
     assert m["followup_abstained"] <= 1 / 9  # one more than today
 
 
