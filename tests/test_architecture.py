@@ -21,7 +21,7 @@ from index_helpers import cli_env
 # The write side: what reads corpus files, fetches, builds and trains.
 WRITE_SIDE_PACKAGES = ("qa.text", "qa.web")
 WRITE_SIDE_MODULES = {"qa.build", "qa.index.writer", "qa.reader.train", "qa.reader.mine",
-                      "qa.reader.export"}
+                      "qa.reader.followups", "qa.reader.export"}
 # The query side: question -> Hits -> Quotes, and the index readers it opens.
 QUERY_SIDE = ["qa", "qa.types", "qa.config", "qa.errors", "qa.dates", "qa.retriever",
               "qa.scoring", "qa.answer", "qa.followup", "qa.embed", "qa.embed.onnx", "qa.embed.transformer",

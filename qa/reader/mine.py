@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.reader.followups import Followup, paragraph_followups
 from qa.reader.train import (
     _SPACE,
     DEFAULT_TRAIN_DATA,
@@ -64,6 +65,15 @@ class Mining:
     # Sentences that lean back are read with up to this many before them, as the reader
     # reads them at query time (0: alone, as in the second round).
     antecedent_chain: int = 0
+    # SQuAD questions re-asked as follow-ups of another question of their paragraph
+    # (qa.reader.followups), half of them leaning on its answer; read after it, as
+    # qa.followup reads a follow-up. The earlier question's answer sentence is one of
+    # their negatives.
+    followup_questions: int = 0
+    # Only SQuAD questions whose answer sentence has at most this share of their words
+    # (`word_overlap`): 1/3 keeps SQuAD's own paraphrases, the way readers ask, about a
+    # quarter of them.
+    squad_most_overlap: float = 1.0
 
 
 def _by_shared_words(pool: Pool, rows: np.ndarray, question_words: frozenset[str],
@@ -115,9 +125,38 @@ def _training_set(data: Path, name: str, pick=None) -> _TrainingSet:
                         [frozenset(w) for w in tokenize([q["question"] for q in questions])])
 
 
+def _answer_sentence(question: dict) -> str | None:
+    """The sentence of its paragraph a SQuAD question's answer was marked in."""
+    context = _SPACE.sub(" ", question["context"]).strip()
+    answer = question["answers"][0]
+    before = _SPACE.sub(" ", question["context"][:question["answer_start"]]).lstrip()
+    return next((s for s in article_sentences(context)
+                 if answer in s and _sentence_covers(context, s, len(before))), None)
+
+
+def _answer_row(pool: Pool, rows: np.ndarray, question: dict) -> int | None:
+    """The pool row of the sentence a SQuAD question's answer was marked in."""
+    holder = _answer_sentence(question)
+    return next((int(r) for r in rows if pool.sentences[r].text == holder), None)
+
+
+def word_overlap(questions: Sequence[dict]) -> np.ndarray:
+    """For each SQuAD question, the share of its words (stems, no stop words) that its
+    answer sentence also has: 1 for a question made of the sentence's words."""
+    from qa.index.lexical import tokenize
+
+    asked = tokenize([q["question"] for q in questions])
+    found = tokenize([_answer_sentence(q) or q["context"] for q in questions])
+    return np.array([len(set(a) & set(f)) / len(set(a)) if a else 1.0
+                     for a, f in zip(asked, found)])
+
+
 def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
     def sample(questions: list[dict]) -> list[dict]:
         rng.shuffle(questions)
+        if mining.squad_most_overlap < 1.0:
+            shared = word_overlap(questions)
+            questions = [q for q, w in zip(questions, shared) if w <= mining.squad_most_overlap]
         return questions[:mining.squad_questions]
 
     train = _training_set(data, "squad-train", sample)
@@ -128,12 +167,7 @@ def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
     pairs = []
     for q, q_words in zip(questions, words):
         rows = pool.by_article[number_of[q["article"]]]
-        context = _SPACE.sub(" ", q["context"]).strip()
-        answer = q["answers"][0]
-        before = _SPACE.sub(" ", q["context"][:q["answer_start"]]).lstrip()
-        holder = next((s for s in article_sentences(context)
-                       if answer in s and _sentence_covers(context, s, len(before))), None)
-        positive = next((int(r) for r in rows if pool.sentences[r].text == holder), None)
+        positive = _answer_row(pool, rows, q)
         if positive is None:
             continue
         candidates = np.array([r for r in _by_shared_words(
@@ -152,6 +186,60 @@ def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
         pairs += [pool.pair(q["question"], r, 0.0, chain) for r in hardest]
     score.bar.close()
     print(f"squad-train: {len(questions):,} questions, {len(pairs):,} pairs")
+    return pairs
+
+
+def followup_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
+    """Pairs for SQuAD questions re-asked as follow-ups: the follow-up is read after the
+    question it leans on, its negatives are the sentence answering that question and the
+    answer-free ones the reader likes best for the pair."""
+    from qa.index.lexical import tokenize
+
+    chosen: list[tuple[dict, dict, Followup]] = []
+
+    def pick(questions: list[dict]) -> list[dict]:
+        by_paragraph: dict[str, list[dict]] = {}
+        for q in questions:
+            by_paragraph.setdefault(q["context"], []).append(q)
+        found = [f for group in by_paragraph.values() for f in paragraph_followups(group, rng)]
+        rng.shuffle(found)
+        half = mining.followup_questions // 2
+        by_answer = [f for f in found if f[2].leans_on == "answer"][:half]
+        by_name = [f for f in found if f[2].leans_on != "answer"]
+        chosen.extend(by_answer + by_name[:mining.followup_questions - len(by_answer)])
+        return [later for later, _, _ in chosen]
+
+    train = _training_set(data, "squad-train", pick)
+    pool, number_of, idf = train.pool, train.number_of, train.idf
+    chain = mining.antecedent_chain
+    score = _Scorer(pool, len(chosen), "follow-ups", chain)
+    pairs = []
+    words = tokenize([followup.text for _, _, followup in chosen])
+    for (q, earlier, followup), q_words in zip(chosen, words):
+        rows = pool.by_article[number_of[q["article"]]]
+        positive = _answer_row(pool, rows, q)
+        if positive is None:
+            score.bar.update(1)
+            continue
+        free = [int(r) for r in rows if int(r) != positive
+                and not contains_answer(pool.reading(int(r), chain), q["answers"])]
+        earlier_row = _answer_row(pool, rows, earlier)
+        negatives = [earlier_row] if earlier_row in free else []
+        candidates = np.array([r for r in _by_shared_words(
+            pool, np.array(free, dtype=np.int64), frozenset(q_words), idf,
+            mining.squad_candidates) if int(r) not in negatives], dtype=np.int64)
+        if len(candidates):
+            probabilities = score(followup.text, candidates)
+            negatives += [int(candidates[i]) for i in np.argsort(-probabilities)
+                          if probabilities[i] < mining.too_sure][:mining.squad_negatives]
+        else:
+            score.bar.update(1)
+        others = [r for r in free if r not in negatives]
+        negatives += rng.sample(others, min(1, len(others)))
+        pairs.append(pool.pair(followup.text, positive, 1.0, chain))
+        pairs += [pool.pair(followup.text, r, 0.0, chain) for r in negatives]
+    score.bar.close()
+    print(f"follow-ups: {len(chosen):,} questions, {len(pairs):,} pairs")
     return pairs
 
 
@@ -201,6 +289,8 @@ def mine(data: Path, work: Path, mining: Mining = Mining()) -> Path:
     rng = random.Random(mining.seed)
     started = time.monotonic()
     pairs = squad_pairs(data, mining, rng) + news_pairs(data, mining, rng)
+    if mining.followup_questions:
+        pairs += followup_pairs(data, mining, rng)
     rng.shuffle(pairs)
     work.mkdir(parents=True, exist_ok=True)
     target = work / "pairs.jsonl.gz"
@@ -227,6 +317,12 @@ ROUNDS = {
     2: Round(Mining(), Recipe(seed=17, learning_rate=2e-5)),
     3: Round(Mining(seed=19, antecedent_chain=2), Recipe(seed=19, learning_rate=2e-5)),
 }
+# Measured and not shipped (docs/BENCHMARKS.md, "Training on follow-ups", "Training on
+# SQuAD's paraphrases"), from the third round's weights:
+#   Round(Mining(seed=23, antecedent_chain=2, squad_questions=3_000,
+#                followup_questions=4_000), Recipe(seed=23, learning_rate=2e-5))
+#   Round(Mining(seed=29, antecedent_chain=2, squad_most_overlap=0.34),
+#         Recipe(seed=29, learning_rate=2e-5))
 
 
 def further_round(data: Path, work: Path, round_: Round, target: Path,

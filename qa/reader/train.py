@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.reader import refers_back
+
 DEFAULT_TRAIN_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "train"
 DEFAULT_WORK = Path(".verbatim-cache") / "reader"
 _SPACE = re.compile(r"\s+")
@@ -146,8 +148,6 @@ class Pool:
     def reading(self, row: int, chain: int = 0) -> str:
         """The sentence as the reader reads it at query time: with up to `chain` sentences
         before it while each it starts from leans back ("This move...")."""
-        from qa.reader import refers_back
-
         article, first = self.sentences[row].article, row
         for _ in range(chain):
             if (first == 0 or self.sentences[first - 1].article != article

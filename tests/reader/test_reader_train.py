@@ -23,6 +23,8 @@ ARTICLES = [
 SQUAD = [
     ("Who is the harbour master?", "Ada Lee", "Harbour", 1),
     ("When did the harbour open?", "1901", "Harbour", 0),
+    ("Which town's harbour opened in 1901?", "Stromvik", "Harbour", 0),
+    ("When was the wall of Stromvik's harbour rebuilt?", "1950", "Harbour", 0),
     ("What did the bakery win?", "the regional bread prize", "Bakery", 0),
     ("When did the baker open the shop?", "2010", "Bakery", 1),
 ]
@@ -167,6 +169,43 @@ def test_a_third_round_reads_leaning_sentences_with_the_ones_before_as_queries_d
     assert negatives and all(answers[p["question"]] not in p["text"] for p in negatives)
     assert any(p["text"].startswith("Bakery: The Gamma bakery won the regional bread prize. "
                                     "Its rye loaf") for p in pairs)
+
+
+def test_mined_followups_are_read_after_another_question_of_their_paragraph(
+        training_data, tmp_path):
+    from qa.reader.mine import Mining, mine
+
+    mining = Mining(antecedent_chain=2, squad_questions=0, followup_questions=len(SQUAD),
+                    news_negatives=1)
+    with gzip.open(mine(training_data, tmp_path, mining), "rt", encoding="utf-8") as handle:
+        pairs = [json.loads(line) for line in handle]
+    followup = ("Which town's harbour opened in 1901? "
+                "When was the wall of its harbour rebuilt?")
+    labelled = {(p["text"], p["label"]) for p in pairs if p["question"] == followup}
+    # The answer read after the sentence it leans on, as queries read it...
+    assert ("Harbour: The harbour of Stromvik opened in 1901. "
+            "Its wall was rebuilt in 1950 after a storm.", 1.0) in labelled
+    # ...and the earlier question's answer is not the follow-up's.
+    assert ("Harbour: The harbour of Stromvik opened in 1901.", 0.0) in labelled
+    assert all("1950" not in text for text, label in labelled if label == 0.0)
+    # The earlier question gives "When did the harbour open?" away: it follows none.
+    assert not any(p["question"].endswith("When did the harbour open?") for p in pairs)
+
+
+def test_word_overlap_is_the_share_of_question_words_in_the_answer_sentence():
+    from qa.reader.mine import word_overlap
+
+    context = ARTICLES[0]["text"].split("\n\n")[1]
+
+    def asked(question):
+        return {"question": question, "answers": ["Ada Lee"], "context": context,
+                "answer_start": context.index("Ada Lee")}
+
+    # Stems without stop words ("who" is kept), counted in the answer's own sentence
+    # ("The harbour master is Ada Lee."), not in the one before it ("Fishing boats...").
+    assert list(word_overlap([asked("Who is the harbour master?"),
+                              asked("Who is the master of the fishing boats?"),
+                              asked("Who runs the port?")])) == [2 / 3, 1 / 4, 0.0]
 
 
 def test_a_further_round_run_again_keeps_its_pairs(tmp_path, monkeypatch):
