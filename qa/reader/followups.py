@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.followup import names
+from qa.reader.train import contains_answer
 
 # What an earlier answer may be to be said again with a pronoun: a name or a short phrase.
 MOST_ANSWER_WORDS = 5
@@ -88,7 +89,7 @@ def as_followup(earlier: dict, later: dict, rng: random.Random) -> Followup | No
     """`later` re-asked after `earlier` (both SQuAD questions of one paragraph) with what
     `earlier` answers or names replaced by a pronoun, or None when they share neither."""
     question, asked_before = later["question"], earlier["question"]
-    if any(a.lower() in normalized(asked_before) for a in later["answers"]):
+    if contains_answer(asked_before, later["answers"]):
         return None  # the earlier question gives the later one's answer away
     answer = earlier["answers"][0].strip()
     if 0 < len(answer.split()) <= MOST_ANSWER_WORDS and len(answer) >= 3:
@@ -102,10 +103,6 @@ def as_followup(earlier: dict, later: dict, rng: random.Random) -> Followup | No
                 text := _replace(question, start, end, False, rng)):
             return Followup(asked_before, text, "name")
     return None
-
-
-def normalized(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def _name_runs(question: str) -> list[tuple[int, int]]:

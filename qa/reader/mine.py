@@ -125,6 +125,13 @@ def _training_set(data: Path, name: str, pick=None) -> _TrainingSet:
                         [frozenset(w) for w in tokenize([q["question"] for q in questions])])
 
 
+def _hardest(candidates: np.ndarray, probabilities: np.ndarray, mining: Mining) -> list[int]:
+    """Answer-free candidates, the likeliest by the reader first, but none it is too sure
+    of: those may answer in other words."""
+    return [int(candidates[i]) for i in np.argsort(-probabilities)
+            if probabilities[i] < mining.too_sure]
+
+
 def _answer_sentence(question: dict) -> str | None:
     """The sentence of its paragraph a SQuAD question's answer was marked in."""
     context = _SPACE.sub(" ", question["context"]).strip()
@@ -178,8 +185,7 @@ def squad_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
         if not len(candidates):
             continue
         probabilities = score(q["question"], candidates)
-        hardest = [int(candidates[i]) for i in np.argsort(-probabilities)
-                   if probabilities[i] < mining.too_sure][:mining.squad_negatives]
+        hardest = _hardest(candidates, probabilities, mining)[:mining.squad_negatives]
         others = [int(r) for r in rows if int(r) not in hardest and int(r) != positive
                   and not contains_answer(pool.reading(r, chain), q["answers"])]
         hardest += rng.sample(others, min(1, len(others)))
@@ -230,8 +236,7 @@ def followup_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]
             mining.squad_candidates) if int(r) not in negatives], dtype=np.int64)
         if len(candidates):
             probabilities = score(followup.text, candidates)
-            negatives += [int(candidates[i]) for i in np.argsort(-probabilities)
-                          if probabilities[i] < mining.too_sure][:mining.squad_negatives]
+            negatives += _hardest(candidates, probabilities, mining)[:mining.squad_negatives]
         else:
             score.bar.update(1)
         others = [r for r in free if r not in negatives]
@@ -268,8 +273,7 @@ def news_pairs(data: Path, mining: Mining, rng: random.Random) -> list[dict]:
         probabilities = score(q["question"], np.concatenate([holders, candidates]))
         held, free = probabilities[:len(holders)], probabilities[len(holders):]
         positives = [int(holders[i]) for i in np.argsort(-held)[:mining.news_positives]]
-        hardest = [int(candidates[i]) for i in np.argsort(-free)
-                   if free[i] < mining.too_sure]
+        hardest = _hardest(candidates, free, mining)
         easy = [int(r) for r in rows if int(r) not in hardest and int(r) not in positives]
         step = mining.news_negatives
         for repeat in range(mining.news_repeats):
