@@ -81,10 +81,8 @@ def load_sets(limit: int | None, names: list[str] | None = None, precision: str 
         if limit:
             questions = questions[:: max(1, len(questions) // limit)]
         if eval_set.articles not in retrievers:
-            index_dir = eval_index_dir(eval_set.articles, Settings())
-            if precision != "auto":  # beside this CPU's own, which stays cached
-                index_dir = index_dir.with_name(f"{index_dir.name}-{precision}")
-            settings = Settings(index_dir=index_dir, reranker=False, precision=precision)
+            settings = Settings(reranker=False, precision=precision)
+            settings = settings.replace(index_dir=eval_index_dir(eval_set.articles, settings))
             retrievers[eval_set.articles] = prepare_retriever(eval_set.articles, settings)
         out.append((eval_set, questions, retrievers[eval_set.articles]))
     return out

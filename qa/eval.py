@@ -319,9 +319,12 @@ def evaluate_conversations(retriever, conversations: Sequence[Conversation],
 
 
 def eval_index_dir(articles: Path, settings: Settings) -> Path:
-    """A cache folder per article set and model, so repeated evals reuse the vectors."""
+    """A cache folder per article set, model and asked-for vector precision, so repeated
+    evals reuse the vectors. ("auto" keeps the folder it always had; a build adds to an
+    index in its own precision, so another precision needs a folder of its own.)"""
     key = hashlib.sha256(f"{articles.resolve()}|{settings.model}".encode()).hexdigest()[:10]
-    return Path(".verbatim-cache") / "eval" / f"{articles.stem}-{key}"
+    suffix = "" if settings.precision == "auto" else f"-{settings.precision}"
+    return Path(".verbatim-cache") / "eval" / f"{articles.stem}-{key}{suffix}"
 
 
 def prepare_retriever(articles: Path, settings: Settings, on_progress=None):

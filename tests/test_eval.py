@@ -205,3 +205,17 @@ def test_with_as_of_ids_a_question_is_asked_on_the_day_its_id_names():
     evaluate(retriever, questions, as_of_ids=True)
     evaluate(retriever, questions)
     assert retriever.days == [date(2024, 1, 5), None, None, None]
+
+
+def test_each_asked_for_vector_precision_gets_an_eval_index_of_its_own():
+    # A build adds to an index in that index's precision, so fp32 asked of a bf16 cache
+    # would quietly measure bf16 vectors.
+    from pathlib import Path
+
+    from qa.config import Settings
+    from qa.eval import eval_index_dir
+
+    auto = eval_index_dir(Path("a.jsonl"), Settings())
+    fp32 = eval_index_dir(Path("a.jsonl"), Settings(precision="fp32"))
+    assert fp32 == auto.with_name(f"{auto.name}-fp32")
+    assert eval_index_dir(Path("a.jsonl"), Settings(precision="bf16")) not in {auto, fp32}
